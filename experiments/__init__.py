@@ -1,0 +1,1 @@
+"""Entry point (`python -m experiments.run`) and per-model configs."""

@@ -1,0 +1,1 @@
+"""Configs: `<name>.py` defines `get_config(arg=None)`; arg "smoke" shrinks everything for tests."""

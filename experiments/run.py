@@ -1,0 +1,102 @@
+"""Command-line entry point: parse flags, build the config, call `gm_jax.core.loop.train`.
+
+    python -m experiments.run --model=vae [--config=experiments/configs/vae.py[:smoke]]
+        [--config.optim.lr=3e-4 ...] [--workdir=runs/vae] [--mode=train|eval|sample] [--multihost]
+
+Bad input exits with code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from gm_jax import registry
+from gm_jax.core.errors import UserError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, f"model to run; one of: {', '.join(registry.model_names())}")
+flags.DEFINE_string("workdir", None, "output directory (default runs/<model>); re-running resumes")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "train, or eval/sample the latest checkpoint")
+flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize (also when the environment asks)")
+flags.DEFINE_string("coordinator_address", None, "multi-host: host:port of process 0 (default: auto-detect)")
+flags.DEFINE_integer("num_processes", None, "multi-host: number of processes (default: auto-detect)")
+flags.DEFINE_integer("process_id", None, "multi-host: this process's index (default: auto-detect)")
+
+
+def _fail(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _argv_value(argv: list[str], name: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a.startswith(f"--{name}="):
+            return a.split("=", 1)[1]
+        if a == f"--{name}" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def _define_config_flag(argv: list[str]) -> None:
+    """The default of --config follows --model, so `--model=X --config.a=b` overrides X's config."""
+    model = _argv_value(argv, "model")
+    default = None
+    if model is not None and _argv_value(argv, "config") is None:
+        if model not in registry.REGISTRY:
+            _fail(f"unknown model {model!r}; registered: {', '.join(registry.model_names())}")
+        default = registry.config_path(model)
+    config_flags.DEFINE_config_file("config", default, "config file[:arg]", lock_config=True)
+
+
+def _parse(argv: list[str]) -> list[str]:
+    try:
+        return FLAGS(argv)
+    except Exception as e:  # noqa: BLE001 - flags and config-file errors all end here
+        text = str(e).strip().splitlines()
+        _fail(text[0] if text else type(e).__name__)
+    return argv
+
+
+def main(argv: list[str]) -> None:
+    logging.set_verbosity(logging.WARNING)
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    cfg = FLAGS.config
+    if cfg is None:
+        _fail(f"pass --model (one of: {', '.join(registry.model_names())}) or --config=<file>")
+    model = FLAGS.model or cfg.get("model_name")
+    if model not in registry.REGISTRY:
+        _fail(f"unknown model {model!r}; registered: {', '.join(registry.model_names())}")
+    if cfg.get("model_name") != model:
+        _fail(f"--model={model} but the config is for {cfg.get('model_name')!r}")
+    workdir = FLAGS.workdir or os.path.join("runs", model)
+    from gm_jax.core import parallel
+
+    if FLAGS.multihost or parallel.multihost_requested_by_env():
+        parallel.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    from gm_jax.core.loop import train
+
+    try:
+        result = train(model, cfg, workdir, mode=FLAGS.mode)
+    except UserError as e:
+        _fail(str(e))
+    import jax
+
+    if jax.process_index() == 0:
+        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(result.eval.items()))
+        print(f"done: {model} step {result.step} in {result.workdir} {shown}".rstrip(), flush=True)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Parse `argv` (default sys.argv) and run."""
+    argv = list(sys.argv if argv is None else argv)
+    _define_config_flag(argv)
+    app.run(main, argv=argv, flags_parser=_parse)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,105 @@
+"""Data sources: embedded sets that need no network, and TFDS through `tfds.data_source`.
+
+Every source returns an `ArraySplit` per split: random access by index into float32 examples.
+Images are [H, W, C] in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from gm_jax.core.errors import UserError
+
+
+class ArraySplit(NamedTuple):
+    """One split: `get(indices) -> float32 [len(indices), *shape]` and its size."""
+
+    get: Callable[[np.ndarray], np.ndarray]
+    size: int
+    shape: tuple
+
+
+class Source(NamedTuple):
+    """A dataset: train and test splits and what kind of examples they hold."""
+
+    train: ArraySplit
+    test: ArraySplit
+    kind: str  # "image" | "points" | "sequence"
+    name: str
+
+
+def _in_memory(x: np.ndarray) -> ArraySplit:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return ArraySplit(get=lambda idx: x[np.asarray(idx)], size=x.shape[0], shape=tuple(x.shape[1:]))
+
+
+def digits(test_size: int = 297) -> Source:
+    """scikit-learn's 1797 8x8 handwritten digits (grey levels 0..16 scaled to [0, 1]).
+
+    The split is a fixed permutation (seed 0): the last `test_size` examples are the test set.
+    """
+    from sklearn.datasets import load_digits
+
+    x = load_digits().images.astype(np.float32) / 16.0  # [1797, 8, 8]
+    perm = np.random.default_rng(0).permutation(x.shape[0])
+    x = x[perm][..., None]
+    return Source(_in_memory(x[:-test_size]), _in_memory(x[-test_size:]), "image", "digits")
+
+
+def tfds_source(name: str, data_dir: str | None, train_split: str = "train", test_split: str = "test") -> Source:
+    """An image dataset read through `tfds.data_source` (array_record; TensorFlow not needed).
+
+    uint8 images are scaled by 1/255, except datasets already binary (binarized_mnist) which are kept.
+
+    Raises:
+      UserError: unknown dataset, or dataset not prepared in `data_dir`.
+    """
+    import tensorflow_datasets as tfds
+
+    hint = (
+        f"prepare it with `tfds build {name} --file_format=array_record"
+        + (f" --data_dir={data_dir}`" if data_dir else "` (and pass --config.data.data_dir)")
+        + ", or run offline with --config.data.name=digits"
+    )
+    splits = []
+    for split in (train_split, test_split):
+        try:
+            ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+            len(ds)
+        except tfds.core.registered.DatasetNotFoundError:
+            raise UserError(f"unknown TFDS dataset {name!r}; use a TFDS name or --config.data.name=digits") from None
+        except Exception:  # noqa: BLE001 - any failure to open means the data is not there
+            where = data_dir or "the default TFDS data dir"
+            raise UserError(f"TFDS dataset {name!r} split {split!r} not found in {where}; {hint}") from None
+        splits.append(ds)
+    scale = 1.0 if name.startswith("binarized") else 1.0 / 255.0
+
+    def split_of(ds) -> ArraySplit:
+        first = np.asarray(ds[0]["image"])
+
+        def get(idx):
+            return np.stack([np.asarray(ds[int(i)]["image"]) for i in idx]).astype(np.float32) * scale
+
+        return ArraySplit(get=get, size=len(ds), shape=tuple(first.shape))
+
+    return Source(split_of(splits[0]), split_of(splits[1]), "image", "tfds:" + name)
+
+
+EMBEDDED: dict[str, Callable[[], Source]] = {"digits": digits}
+
+
+def get_source(name: str, data_dir: str | None = None) -> Source:
+    """Resolve `name`: an embedded set (see EMBEDDED) or "tfds:<name>".
+
+    Raises:
+      UserError: unknown name or missing data.
+    """
+    if name.startswith("tfds:"):
+        return tfds_source(name[len("tfds:") :], data_dir)
+    if name in EMBEDDED:
+        return EMBEDDED[name]()
+    known = ", ".join(sorted(EMBEDDED))
+    raise UserError(f"unknown dataset {name!r}; embedded: {known}; or tfds:<name> with --config.data.data_dir")

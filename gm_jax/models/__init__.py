@@ -1,0 +1,1 @@
+"""Deep generative model families, one module each, all exposing init/train_step/evaluate/sample."""

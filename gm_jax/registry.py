@@ -1,0 +1,46 @@
+"""Model name -> family module and config module. One explicit dict; importing this has no side effects."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, NamedTuple
+
+from gm_jax.core.errors import UserError
+
+
+class ModelSpec(NamedTuple):
+    """Where a registered model lives: its family module and its default config module."""
+
+    family: str
+    config: str
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "vae": ModelSpec("gm_jax.models.vae", "experiments.configs.vae"),
+}
+
+
+def model_names() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(REGISTRY)
+
+
+def _spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise UserError(f"unknown model {name!r}; registered: {', '.join(model_names())}")
+    return REGISTRY[name]
+
+
+def get_family(name: str) -> Any:
+    """The family module of model `name` (raises UserError listing the names when unknown)."""
+    return importlib.import_module(_spec(name).family)
+
+
+def load_config(name: str, arg: str | None = None) -> Any:
+    """`get_config(arg)` of model `name`'s config module (arg "smoke" gives the tiny test config)."""
+    return importlib.import_module(_spec(name).config).get_config(arg)
+
+
+def config_path(name: str) -> str:
+    """Filesystem path of model `name`'s config file (for `--config` defaults)."""
+    return importlib.import_module(_spec(name).config).__file__

@@ -44,20 +44,42 @@ def _argv_value(argv: list[str], name: str) -> str | None:
 def _define_config_flag(argv: list[str]) -> None:
     """The default of --config follows --model, so `--model=X --config.a=b` overrides X's config."""
     model = _argv_value(argv, "model")
+    given = _argv_value(argv, "config")
+    if given is not None and not os.path.isfile(given.split(":", 1)[0]):
+        _fail(f"config file {given.split(':', 1)[0]!r} not found")
     default = None
     if model is not None and _argv_value(argv, "config") is None:
         if model not in registry.REGISTRY:
             _fail(f"unknown model {model!r}; registered: {', '.join(registry.model_names())}")
         default = registry.config_path(model)
-    config_flags.DEFINE_config_file("config", default, "config file[:arg]", lock_config=True)
+    try:  # a default config is loaded (and --config.* overrides applied) right here
+        config_flags.DEFINE_config_file("config", default, "config file[:arg]", lock_config=True)
+    except Exception as e:  # noqa: BLE001
+        _fail(f"unknown or malformed --config.* override: {_first_line(e)}")
+
+
+def _first_line(e: BaseException) -> str:
+    """Outer message's first line, plus the root cause's when it adds something."""
+
+    def line(x: BaseException) -> str:
+        raw = str(x).strip()
+        if len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "\"'":
+            raw = raw[1:-1]
+        text = [t.strip() for t in raw.splitlines() if t.strip()]
+        return text[0] if text else type(x).__name__
+
+    root = e
+    while (root.__cause__ or root.__context__) is not None:
+        root = root.__cause__ or root.__context__
+    outer, inner = line(e), line(root)
+    return outer if inner in outer else f"{outer.rstrip(':')}: {inner}"
 
 
 def _parse(argv: list[str]) -> list[str]:
     try:
         return FLAGS(argv)
     except Exception as e:  # noqa: BLE001 - flags and config-file errors all end here
-        text = str(e).strip().splitlines()
-        _fail(text[0] if text else type(e).__name__)
+        _fail(_first_line(e))
     return argv
 
 
@@ -65,7 +87,11 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    cfg = FLAGS.config
+    try:  # config_flags defers a config file's load errors to first use
+        cfg = FLAGS.config
+        cfg is not None and cfg.get("model_name")
+    except Exception as e:  # noqa: BLE001
+        _fail(f"bad --config: {_first_line(e)}")
     if cfg is None:
         _fail(f"pass --model (one of: {', '.join(registry.model_names())}) or --config=<file>")
     model = FLAGS.model or cfg.get("model_name")

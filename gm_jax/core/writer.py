@@ -27,9 +27,7 @@ class Writer:
     def __init__(self, workdir: str, enabled: bool = True):
         self.workdir = workdir
         self.enabled = enabled
-        self._tb = None
-        if enabled:
-            os.makedirs(workdir, exist_ok=True)
+        self._tb = None  # the workdir is created on first write, so refused runs leave nothing behind
 
     def _tensorboard(self):
         if self._tb is None:
@@ -43,6 +41,7 @@ class Writer:
         if not self.enabled:
             return
         row = {"step": int(step), **{k: _scalar(v) for k, v in metrics.items()}}
+        os.makedirs(self.workdir, exist_ok=True)
         with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(row) + "\n")
         tb = self._tensorboard()
@@ -67,6 +66,7 @@ class Writer:
         if not self.enabled:
             return
         path = os.path.join(self.workdir, name)
+        os.makedirs(self.workdir, exist_ok=True)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True)

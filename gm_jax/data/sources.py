@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+from absl import logging as absl_logging
 
 from gm_jax.core.errors import UserError
 
@@ -66,6 +67,8 @@ def tfds_source(name: str, data_dir: str | None, train_split: str = "train", tes
     )
     splits = []
     for split in (train_split, test_split):
+        verbosity = absl_logging.get_verbosity()
+        absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns while probing; the error below says it all
         try:
             ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
             len(ds)
@@ -74,6 +77,8 @@ def tfds_source(name: str, data_dir: str | None, train_split: str = "train", tes
         except Exception:  # noqa: BLE001 - any failure to open means the data is not there
             where = data_dir or "the default TFDS data dir"
             raise UserError(f"TFDS dataset {name!r} split {split!r} not found in {where}; {hint}") from None
+        finally:
+            absl_logging.set_verbosity(verbosity)
         splits.append(ds)
     scale = 1.0 if name.startswith("binarized") else 1.0 / 255.0
 

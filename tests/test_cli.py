@@ -1,0 +1,163 @@
+"""Bad input through the CLI: one line on stderr, exit code 2, nothing written or damaged."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from experiments.configs import vae as vae_config
+from gm_jax.core import loop
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = "--config=experiments/configs/vae.py:smoke"
+
+
+def cli(*args, timeout=300):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.run", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(out, *needles):
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert out.returncode == 2, (out.returncode, out.stderr[-3000:])
+    assert len(lines) == 1, out.stderr[-3000:]
+    assert lines[0].startswith("error: ") and "Traceback" not in out.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def tree_digest(path):
+    h = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(root, f)
+            h.update(os.path.relpath(p, path).encode())
+            with open(p, "rb") as fh:
+                h.update(fh.read())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished smoke run (its config as the CLI builds it: smoke config, default overrides none)."""
+    wd = tmp_path_factory.mktemp("done") / "run"
+    out = cli(SMOKE, f"--workdir={wd}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return wd
+
+
+def test_good_run_prints_progress_and_summary(finished_run):
+    assert os.path.exists(finished_run / "eval.json")
+
+
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["--model=nope"], ["unknown model 'nope'", "vae"]),
+        (["--model=vae", "--config.train.no_such_key=1"], ["no_such_key"]),
+        (["--model=vae", "--config.train.batch_size=abc"], ["batch_size"]),
+        (["--model=vae", "--config.train.batch_size=0"], ["train.batch_size must be a positive integer"]),
+        (["--model=vae", "--config.train.num_steps=-3"], ["train.num_steps must be a positive integer"]),
+        (["--model=vae", "--config.train.batch_size=12"], ["not divisible by the 8 devices"]),
+        ([SMOKE, "--config.data.name=nope"], ["unknown dataset 'nope'", "digits"]),
+        ([SMOKE, "--mode=bogus"], ["mode"]),
+        ([SMOKE, "stray"], ["unexpected arguments"]),
+        ([SMOKE, "--mode=eval"], ["no run to eval"]),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, needles):
+    wd = tmp_path / "wd"
+    out = cli(*args, f"--workdir={wd}")
+    assert_one_line_error(out, *needles)
+    assert not wd.exists()
+
+
+def test_missing_tfds_data_says_how_to_provide_it(tmp_path):
+    wd = tmp_path / "wd"
+    out = cli(SMOKE, "--config.data.name=tfds:mnist", f"--config.data.data_dir={tmp_path / 'tfds'}", f"--workdir={wd}")
+    assert_one_line_error(out, "tfds:mnist".split(":")[1], "not found", "--config.data.name=digits")
+    assert not wd.exists()
+
+
+def test_workdir_of_another_config_is_refused_untouched(finished_run):
+    before = tree_digest(finished_run)
+    out = cli(SMOKE, "--config.optim.lr=0.5", f"--workdir={finished_run}")
+    assert_one_line_error(out, "different config", "optim.lr")
+    out = cli("--model=vae", "--config.train.batch_size=16", f"--workdir={finished_run}")
+    assert_one_line_error(out, "different config")
+    assert tree_digest(finished_run) == before
+
+
+def test_workdir_of_another_model_is_refused(finished_run, tmp_path):
+    wd = tmp_path / "other"
+    shutil.copytree(finished_run, wd)
+    cfg_path = wd / "config.json"
+    cfg_path.write_text(cfg_path.read_text().replace('"model_name": "vae"', '"model_name": "wgan"'))
+    before = tree_digest(wd)
+    out = cli(SMOKE, f"--workdir={wd}")
+    assert_one_line_error(out, "holds a run of model 'wgan'")
+    assert tree_digest(wd) == before
+
+
+def test_foreign_workdir_is_refused_untouched(tmp_path):
+    wd = tmp_path / "home"
+    wd.mkdir()
+    (wd / "thesis.tex").write_text("precious")
+    out = cli(SMOKE, f"--workdir={wd}")
+    assert_one_line_error(out, "holds no gm_jax run")
+    assert os.listdir(wd) == ["thesis.tex"] and (wd / "thesis.tex").read_text() == "precious"
+
+
+def test_unreadable_checkpoint_is_reported_and_kept(finished_run, tmp_path):
+    wd = tmp_path / "corrupt"
+    shutil.copytree(finished_run, wd)
+    latest = max(int(s) for s in os.listdir(wd / "checkpoints") if s.isdigit())
+    victims = []
+    for root, _, files in os.walk(wd / "checkpoints" / str(latest)):
+        for f in files:
+            if f != "commit_success.txt" and not f.startswith("_CHECKPOINT"):
+                p = os.path.join(root, f)
+                with open(p, "wb") as fh:
+                    fh.write(b"garbage")
+                victims.append(p)
+    before = tree_digest(wd)
+    out = cli(SMOKE, "--config.train.num_steps=5", f"--workdir={wd}")
+    assert_one_line_error(out, "unreadable", "left as is")
+    assert tree_digest(wd) == before and all(os.path.exists(v) for v in victims)
+
+
+def test_resume_through_cli_extends_a_finished_run(finished_run, tmp_path):
+    wd = tmp_path / "more"
+    shutil.copytree(finished_run, wd)
+    out = cli(SMOKE, "--config.train.num_steps=5", f"--workdir={wd}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "step 4/5" in out.stdout and "step 1/5" not in out.stdout
+    assert "done: vae step 5" in out.stdout
+
+
+def test_eval_and_sample_modes(finished_run, tmp_path):
+    wd = tmp_path / "modes"
+    shutil.copytree(finished_run, wd)
+    os.remove(wd / "eval.json")
+    assert cli(SMOKE, "--mode=eval", f"--workdir={wd}").returncode == 0
+    assert (wd / "eval.json").exists()
+    assert cli(SMOKE, "--mode=sample", f"--workdir={wd}").returncode == 0
+
+
+def test_notebook_train_is_the_cli_train(tmp_path):
+    """The importable `train` refuses what the CLI refuses (it raises instead of exiting)."""
+    cfg = vae_config.get_config("smoke")
+    cfg.train.batch_size = 12
+    with pytest.raises(loop.UserError, match="not divisible"):
+        loop.train("vae", cfg, str(tmp_path / "x"))

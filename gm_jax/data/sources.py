@@ -53,7 +53,7 @@ def digits(test_size: int = 297) -> Source:
 def tfds_source(name: str, data_dir: str | None, train_split: str = "train", test_split: str = "test") -> Source:
     """An image dataset read through `tfds.data_source` (array_record; TensorFlow not needed).
 
-    uint8 images are scaled by 1/255, except datasets already binary (binarized_mnist) which are kept.
+    uint8 images are scaled by 1/255; binary datasets (binarized_mnist) are read as x > 0.
 
     Raises:
       UserError: unknown dataset, or dataset not prepared in `data_dir`.
@@ -80,13 +80,14 @@ def tfds_source(name: str, data_dir: str | None, train_split: str = "train", tes
         finally:
             absl_logging.set_verbosity(verbosity)
         splits.append(ds)
-    scale = 1.0 if name.startswith("binarized") else 1.0 / 255.0
+    binary = name.startswith("binarized")
 
     def split_of(ds) -> ArraySplit:
         first = np.asarray(ds[0]["image"])
 
         def get(idx):
-            return np.stack([np.asarray(ds[int(i)]["image"]) for i in idx]).astype(np.float32) * scale
+            x = np.stack([np.asarray(ds[int(i)]["image"]) for i in idx])
+            return (x > 0).astype(np.float32) if binary else x.astype(np.float32) / 255.0
 
         return ArraySplit(get=get, size=len(ds), shape=tuple(first.shape))
 

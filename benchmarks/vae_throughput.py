@@ -1,0 +1,127 @@
+"""VAE train-step throughput: gm_jax (jit) vs the same network and loss in PyTorch eager, one run.
+
+Network 784-512-20 (tanh MLP encoder/decoder, Gaussian q(z|x), Bernoulli decoder), batch 128, Adam,
+one reparameterised sample per example, on random binary batches already in memory for both.
+
+    python -m benchmarks.vae_throughput [--steps=300]
+
+Prints a table, the FLOP floor of the step on this machine (measured matmul peak), and last
+`speedup <ratio> vs torch-eager`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+D, H, Z, B = 784, 512, 20, 128
+
+
+def flops_per_step() -> float:
+    """Dense-layer FLOPs of one train step: forward 2*MACs, backward twice the forward."""
+    macs = D * H + H * 2 * Z + Z * H + H * D
+    return 3 * 2 * macs * B
+
+
+def matmul_peak_gflops() -> float:
+    """Best sustained float32 GEMM rate of this machine through XLA (the floor's denominator)."""
+    a = jnp.ones((1024, 1024), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = 0.0
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(10):
+            r = f(a)
+        r.block_until_ready()
+        best = max(best, 10 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def jax_steps_per_sec(x: np.ndarray, steps: int) -> float:
+    from gm_jax.models import vae
+
+    cfg = ml_collections.ConfigDict(
+        dict(
+            model=dict(latent_dim=Z, hidden=(H,), activation="tanh", beta=1.0),
+            optim=dict(name="adam", lr=1e-3, ema_decay=0.0),
+            data=dict(shape=(D,)),
+        )
+    )
+    batch = {"x": jnp.asarray(x)}
+    state = vae.init(jax.random.key(0), cfg, batch)
+    step = jax.jit(lambda s, b, k: vae.train_step(s, b, k, cfg), donate_argnums=0)
+    key = jax.random.key(1)
+    for _ in range(10):
+        state, m = step(state, batch, key)
+    jax.block_until_ready(m)
+    t = time.perf_counter()
+    for _ in range(steps):
+        state, m = step(state, batch, key)
+    jax.block_until_ready(m)
+    return steps / (time.perf_counter() - t)
+
+
+def torch_steps_per_sec(x: np.ndarray, steps: int) -> float:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, 2 * Z))
+    dec = nn.Sequential(nn.Linear(Z, H), nn.Tanh(), nn.Linear(H, D))
+    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
+    xb = torch.from_numpy(x)
+
+    def step():
+        mu, logvar = enc(xb).chunk(2, dim=-1)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        logits = dec(z)
+        rec = nn.functional.binary_cross_entropy_with_logits(logits, xb, reduction="none").sum(-1)
+        kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(-1)
+        loss = (rec + kl).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(10):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    float(loss)
+    return steps / (time.perf_counter() - t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=300)
+    args = p.parse_args()
+    import torch
+
+    x = (np.random.default_rng(0).random((B, D)) < 0.3).astype(np.float32)
+    peak = matmul_peak_gflops()
+    floor_sps = peak * 1e9 / flops_per_step()
+    j = jax_steps_per_sec(x, args.steps)
+    t = torch_steps_per_sec(x, args.steps)
+    print(
+        f"VAE {D}-{H}-{Z}, batch {B}, Adam; jax {jax.__version__}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)"
+    )
+    print(f"{'impl':<14}{'steps/s':>10}{'ms/step':>10}{'% of FLOP floor':>18}")
+    for name, sps in (("gm_jax (jit)", j), ("torch eager", t)):
+        print(f"{name:<14}{sps:>10.1f}{1000 / sps:>10.2f}{100 * sps / floor_sps:>17.1f}%")
+    print(
+        f"FLOP floor: {flops_per_step() / 1e6:.0f} MFLOP/step at {peak:.1f} GFLOP/s matmul peak = "
+        f"{floor_sps:.0f} steps/s"
+    )
+    print(f"speedup {j / t:.2f} vs torch-eager")
+
+
+if __name__ == "__main__":
+    main()

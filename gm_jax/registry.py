@@ -9,13 +9,14 @@ from gm_jax.core.errors import UserError
 
 
 class ModelSpec(NamedTuple):
-    """Where a registered model lives: its family module and its default config module."""
+    """Where a registered model lives: its family ("module" or "module:attr") and its config module."""
 
     family: str
     config: str
 
 
 REGISTRY: dict[str, ModelSpec] = {
+    "gmm": ModelSpec("gm_jax.classical.gmm:family", "experiments.configs.gmm"),
     "vae": ModelSpec("gm_jax.models.vae", "experiments.configs.vae"),
 }
 
@@ -32,8 +33,10 @@ def _spec(name: str) -> ModelSpec:
 
 
 def get_family(name: str) -> Any:
-    """The family module of model `name` (raises UserError listing the names when unknown)."""
-    return importlib.import_module(_spec(name).family)
+    """The family of model `name`: a module, or "module:attr" (raises UserError listing the names when unknown)."""
+    module, _, attr = _spec(name).family.partition(":")
+    mod = importlib.import_module(module)
+    return getattr(mod, attr) if attr else mod
 
 
 def load_config(name: str, arg: str | None = None) -> Any:

@@ -94,7 +94,26 @@ def tfds_source(name: str, data_dir: str | None, train_split: str = "train", tes
     return Source(split_of(splits[0]), split_of(splits[1]), "image", "tfds:" + name)
 
 
-EMBEDDED: dict[str, Callable[[], Source]] = {"digits": digits}
+# Known parameters of the generated 2-D mixture ("gmm2d"): weights, means, covariances.
+GMM2D_TRUE = (
+    np.array([0.5, 0.3, 0.2]),
+    np.array([[0.0, 0.0], [4.0, 4.0], [-4.0, 3.0]]),
+    np.array([[[1.0, 0.5], [0.5, 1.0]], [[0.6, -0.2], [-0.2, 0.4]], [[1.5, 0.0], [0.0, 0.3]]]),
+)
+
+
+def gmm2d(n: int = 3000, test_size: int = 600) -> Source:
+    """Points from a 3-component 2-D Gaussian mixture with known parameters `GMM2D_TRUE` (seed 0)."""
+    w, mu, cov = GMM2D_TRUE
+    rng = np.random.default_rng(0)
+    comp = rng.choice(len(w), size=n, p=w)
+    chol = np.linalg.cholesky(cov)
+    x = mu[comp] + np.einsum("nij,nj->ni", chol[comp], rng.standard_normal((n, 2)))
+    x = x.astype(np.float32)
+    return Source(_in_memory(x[:-test_size]), _in_memory(x[-test_size:]), "points", "gmm2d")
+
+
+EMBEDDED: dict[str, Callable[[], Source]] = {"digits": digits, "gmm2d": gmm2d}
 
 
 def get_source(name: str, data_dir: str | None = None) -> Source:

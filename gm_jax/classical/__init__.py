@@ -1,0 +1,1 @@
+"""Classical latent-variable models fitted by EM: jnp/lax only, no Flax, no optimizer."""

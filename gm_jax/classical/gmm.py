@@ -1,0 +1,644 @@
+"""Gaussian mixture model fitted by EM, in jnp/lax.
+
+Covariance types full, diag, spherical and tied, parameterised as in scikit-learn (covariances plus
+their precision Cholesky factors), so results can be compared with `sklearn.mixture.GaussianMixture`
+started from the same parameters.
+
+The E-step runs over chunks of the data inside `lax.scan` (a `dynamic_slice` per chunk, so the data
+is never copied or padded): memory is O(chunk * K * D), not O(N * K * D). It returns sufficient
+statistics summed over the data axis; under `jit` with the data sharded over devices (and hosts)
+those sums are all-reduced by XLA, so a sharded EM step equals a one-device step. Covariance
+statistics are accumulated around the current means (a shift that is exact algebraically and keeps
+float32 away from catastrophic cancellation).
+
+A component that loses all its points is re-seeded at one of the data points the model explains
+worst (with the mixture's average covariance) instead of turning into NaN; `n_reseeded` says how often.
+
+Notebook use: `fit(x, n_components, ...)` runs EM to `tol` in one `lax.while_loop`, with `n_init`
+restarts vmapped. The CLI (`--model=gmm`) runs one EM iteration per loop step through the family
+functions `init`, `train_step`, `evaluate`, `sample` at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gm_jax.core.errors import UserError
+from gm_jax.core.state import TrainState
+
+COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+class GMMParams(NamedTuple):
+    """Mixture parameters.
+
+    Attributes:
+      weights: [K] mixing proportions.
+      means: [K, D].
+      covariances: full [K, D, D] | diag [K, D] | spherical [K] | tied [D, D].
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+
+
+class Stats(NamedTuple):
+    """Sufficient statistics of one E-step, summed over the data (weights w_n applied).
+
+    Attributes:
+      n: total weight (number of points).
+      nk: [K] responsibilities summed.
+      sx: [K, D] sum of r_nk x_n.
+      s2: second moments around `shift`: full [K, D, D], diag/spherical [K, D], tied [D, D].
+      loglik: sum of w_n log p(x_n).
+      worst_ll: [K] the K lowest log p(x_n) seen; worst_x: [K, D] those points (for re-seeding).
+    """
+
+    n: jax.Array
+    nk: jax.Array
+    sx: jax.Array
+    s2: jax.Array
+    loglik: jax.Array
+    worst_ll: jax.Array
+    worst_x: jax.Array
+
+
+class FitResult(NamedTuple):
+    """What `fit` returns (sklearn's attribute names where one exists).
+
+    Attributes:
+      params: fitted GMMParams.
+      lower_bound: mean log-likelihood at the last E-step.
+      history: [max_iter] lower bound per iteration (NaN after n_iter).
+      n_iter: EM iterations run.
+      converged: change of the bound fell below tol.
+      n_reseeded: components re-seeded because they lost all their points.
+    """
+
+    params: GMMParams
+    lower_bound: jax.Array
+    history: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    n_reseeded: jax.Array
+
+
+# ----------------------------------------------------------------------------- densities
+
+
+def precision_cholesky(covariances: jax.Array, covariance_type: str) -> jax.Array:
+    """Cholesky factors of the precisions (sklearn's `precisions_cholesky_`), same layout as covariances."""
+    if covariance_type in ("full", "tied"):
+        d = covariances.shape[-1]
+        chol = jnp.linalg.cholesky(covariances)
+        eye = jnp.broadcast_to(jnp.eye(d, dtype=covariances.dtype), covariances.shape)
+        return jnp.swapaxes(jax.scipy.linalg.solve_triangular(chol, eye, lower=True), -1, -2)
+    return jax.lax.rsqrt(covariances)
+
+
+def log_gaussian(x: jax.Array, means: jax.Array, prec_chol: jax.Array, covariance_type: str) -> jax.Array:
+    """log N(x_n | mu_k, Sigma_k) for every point and component. [N, D] -> [N, K]"""
+    d = x.shape[-1]
+    if covariance_type == "full":
+        log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=-2, axis2=-1)), -1)  # [K]
+        y = jnp.einsum("nd,kde->nke", x, prec_chol) - jnp.einsum("kd,kde->ke", means, prec_chol)
+        maha = jnp.sum(y * y, -1)
+    elif covariance_type == "tied":
+        log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol)))
+        y = (x @ prec_chol)[:, None, :] - (means @ prec_chol)[None]
+        maha = jnp.sum(y * y, -1)
+    elif covariance_type == "diag":
+        log_det = jnp.sum(jnp.log(prec_chol), -1)
+        p2 = prec_chol**2  # [K, D]
+        maha = jnp.sum(means**2 * p2, 1) - 2.0 * x @ (means * p2).T + (x * x) @ p2.T
+    else:  # spherical
+        log_det = d * jnp.log(prec_chol)
+        p2 = prec_chol**2  # [K]
+        maha = jnp.sum(means**2, 1) * p2 - 2.0 * (x @ means.T) * p2 + jnp.sum(x * x, 1)[:, None] * p2
+    return -0.5 * (d * LOG_2PI + maha) + log_det
+
+
+def _weighted_log_prob(x, params: GMMParams, covariance_type: str) -> jax.Array:
+    pc = precision_cholesky(params.covariances, covariance_type)
+    return log_gaussian(x, params.means, pc, covariance_type) + jnp.log(params.weights)
+
+
+# ----------------------------------------------------------------------------- chunked E-step
+
+
+def _chunked_sum(fn, x: jax.Array, w: jax.Array, chunk: int | None, combine=None):
+    """sum over chunks of fn(x_chunk, w_chunk, rows); `combine(a, b)` merges (default: add leafwise).
+
+    Full chunks are read with `dynamic_slice` inside `lax.scan`; a final overlapping chunk covers the
+    remainder with the already-seen rows masked out, so x is never padded or copied.
+    """
+    n = x.shape[0]
+    combine = combine or (lambda a, b: jax.tree.map(jnp.add, a, b))
+    chunk = n if chunk is None else max(1, min(int(chunk), n))
+    m, rem = divmod(n, chunk)
+
+    def piece(start, mask):
+        xs = jax.lax.dynamic_slice_in_dim(x, start, chunk, 0)
+        ws = jax.lax.dynamic_slice_in_dim(w, start, chunk, 0) * mask
+        return fn(xs, ws, start + jnp.arange(chunk))
+
+    ones = jnp.ones((chunk,), x.dtype)
+    acc = piece(0, ones)
+    if m > 1:
+
+        def body(a, i):
+            return combine(a, piece(i * chunk, ones)), None
+
+        acc, _ = jax.lax.scan(body, acc, jnp.arange(1, m))
+    if rem:
+        start = n - chunk
+        mask = (jnp.arange(chunk) + start >= m * chunk).astype(x.dtype)
+        acc = combine(acc, piece(start, mask))
+    return acc
+
+
+def _combine_stats(a: Stats, b: Stats) -> Stats:
+    k = a.worst_ll.shape[0]
+    ll = jnp.concatenate([a.worst_ll, b.worst_ll])
+    xs = jnp.concatenate([a.worst_x, b.worst_x])
+    _, idx = jax.lax.top_k(-ll, k)
+    summed = jax.tree.map(jnp.add, a._replace(worst_ll=0.0, worst_x=0.0), b._replace(worst_ll=0.0, worst_x=0.0))
+    return summed._replace(worst_ll=ll[idx], worst_x=xs[idx])
+
+
+def _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type: str, k: int) -> Stats:
+    r, ll = resp_and_ll(xs, rows)  # [c, K], [c]
+    r = r * ws[:, None]
+    nk = r.sum(0)
+    sx = r.T @ xs
+    if covariance_type == "full":
+        xc = xs[:, None, :] - shift[None]  # [c, K, D]
+        s2 = jnp.einsum("nk,nkd,nke->kde", r, xc, xc)
+    elif covariance_type == "tied":
+        xc = xs - shift  # shift: [D]
+        s2 = (xc * ws[:, None]).T @ xc
+    else:
+        s2 = r.T @ (xs * xs) - 2.0 * shift * sx + nk[:, None] * shift**2
+    # Rows with zero weight (masked remainder, padding) must not count as badly explained points.
+    masked_ll = jnp.where(ws > 0, ll, jnp.inf)
+    kk = min(k, xs.shape[0])
+    neg, idx = jax.lax.top_k(-masked_ll, kk)
+    worst_ll, worst_x = -neg, xs[idx]
+    if kk < k:
+        worst_ll = jnp.concatenate([worst_ll, jnp.full((k - kk,), jnp.inf, xs.dtype)])
+        worst_x = jnp.concatenate([worst_x, jnp.zeros((k - kk, xs.shape[1]), xs.dtype)])
+    return Stats(ws.sum(), nk, sx, s2, jnp.sum(jnp.where(ws > 0, ll, 0.0) * ws), worst_ll, worst_x)
+
+
+def _shift(params: GMMParams, covariance_type: str) -> jax.Array:
+    if covariance_type == "tied":
+        return params.weights @ params.means
+    return params.means
+
+
+def e_step_stats(
+    x: jax.Array, params: GMMParams, covariance_type: str, weights: jax.Array | None = None, chunk: int | None = None
+) -> Stats:
+    """Sufficient statistics of the E-step under `params`, summed over the data in chunks.
+
+    Args:
+      x: data [N, D].
+      params: current parameters.
+      covariance_type: one of COVARIANCE_TYPES.
+      weights: [N] per-point weights (1 = use, 0 = padding); default all ones.
+      chunk: rows per chunk (None = all at once).
+    """
+    w = jnp.ones(x.shape[:1], x.dtype) if weights is None else weights.astype(x.dtype)
+    pc = precision_cholesky(params.covariances, covariance_type)
+    logw = jnp.log(params.weights)
+
+    def resp_and_ll(xs, rows):
+        lp = log_gaussian(xs, params.means, pc, covariance_type) + logw
+        ll = jax.nn.logsumexp(lp, axis=1)
+        return jnp.exp(lp - ll[:, None]), ll
+
+    shift = _shift(params, covariance_type)
+    k = params.weights.shape[0]
+    return _chunked_sum(
+        lambda xs, ws, rows: _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type, k),
+        x,
+        w,
+        chunk,
+        _combine_stats,
+    )
+
+
+def m_step(stats: Stats, shift: jax.Array, covariance_type: str, reg_covar: float) -> tuple[GMMParams, jax.Array]:
+    """Parameters maximising the expected complete-data log-likelihood, with empty components re-seeded.
+
+    Returns:
+      (params, number of components re-seeded).
+    """
+    dtype = stats.sx.dtype
+    eps = 10 * jnp.finfo(dtype).eps
+    nk = stats.nk + eps  # as sklearn: keeps an empty component finite before it is re-seeded
+    k, d = stats.sx.shape
+    means = stats.sx / nk[:, None]
+    delta = means - (shift if covariance_type != "tied" else shift[None])
+    eye = jnp.eye(d, dtype=dtype)
+    if covariance_type == "full":
+        cov = stats.s2 / nk[:, None, None] - jnp.einsum("kd,ke->kde", delta, delta) + reg_covar * eye
+    elif covariance_type == "tied":
+        cov = (stats.s2 - jnp.einsum("k,kd,ke->de", nk, delta, delta)) / jnp.sum(nk) + reg_covar * eye
+    else:
+        diag = stats.s2 / nk[:, None] - delta**2 + reg_covar
+        cov = diag if covariance_type == "diag" else diag.mean(1)
+    weights = nk / jnp.sum(nk)
+
+    # A component with (almost) no mass is re-seeded at a badly explained data point.
+    empty = stats.nk < 1e-6 * stats.n / k + eps
+    rank = jnp.cumsum(empty) - 1
+    seed_x = stats.worst_x[jnp.clip(rank, 0, k - 1)]
+    means = jnp.where(empty[:, None], seed_x, means)
+    if covariance_type in ("full", "diag", "spherical"):
+        live = (~empty).astype(dtype)
+        avg = jnp.tensordot(live * weights, cov, 1) / jnp.maximum(jnp.sum(live * weights), eps)
+        cov = jnp.where(empty.reshape((k,) + (1,) * (cov.ndim - 1)), avg[None], cov)
+    weights = jnp.where(empty, 1.0 / stats.n, weights)
+    weights = weights / weights.sum()
+    return GMMParams(weights, means, cov), jnp.sum(empty)
+
+
+def em_step(
+    x: jax.Array,
+    params: GMMParams,
+    covariance_type: str,
+    reg_covar: float,
+    weights: jax.Array | None = None,
+    chunk: int | None = None,
+) -> tuple[GMMParams, jax.Array, jax.Array]:
+    """One EM iteration.
+
+    Returns:
+      (new params, mean log-likelihood under the old params, number of components re-seeded).
+    """
+    stats = e_step_stats(x, params, covariance_type, weights, chunk)
+    new, n_re = m_step(stats, _shift(params, covariance_type), covariance_type, reg_covar)
+    return new, stats.loglik / stats.n, n_re
+
+
+# ----------------------------------------------------------------------------- initialisation
+
+
+def _sq_dist(x, c):  # [N, D], [K, D] -> [N, K]
+    return jnp.sum(x * x, 1)[:, None] - 2.0 * x @ c.T + jnp.sum(c * c, 1)[None]
+
+
+def kmeans_plusplus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
+    """k-means++ seeding (D^2 sampling, one candidate per step). [N, D] -> [K, D]"""
+    n = x.shape[0]
+    k0, key = jax.random.split(key)
+    first = x[jax.random.randint(k0, (), 0, n)]
+    centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
+    d2 = jnp.sum((x - first) ** 2, 1)
+
+    def body(i, carry):
+        centers, d2 = carry
+        j = jax.random.categorical(jax.random.fold_in(key, i), jnp.log(jnp.maximum(d2, 0.0) + 1e-30))
+        c = x[j]
+        return centers.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, 1))
+
+    centers, _ = jax.lax.fori_loop(1, k, body, (centers, d2))
+    return centers
+
+
+def kmeans(key: jax.Array, x: jax.Array, k: int, n_iter: int = 100, tol: float = 1e-4) -> jax.Array:
+    """Lloyd's k-means from k-means++ seeds, to `tol` on the centre shift or `n_iter`. -> [K, D]"""
+    centers = kmeans_plusplus(key, x, k)
+    scale = jnp.mean(jnp.var(x, 0))
+
+    def cond(c):
+        i, _, shift = c
+        return (i < n_iter) & (shift > tol * scale)
+
+    def body(c):
+        i, centers, _ = c
+        onehot = jax.nn.one_hot(jnp.argmin(_sq_dist(x, centers), 1), k, dtype=x.dtype)
+        cnt = onehot.sum(0)
+        new = jnp.where(cnt[:, None] > 0, (onehot.T @ x) / jnp.maximum(cnt, 1)[:, None], centers)
+        return i + 1, new, jnp.sum((new - centers) ** 2)
+
+    _, centers, _ = jax.lax.while_loop(cond, body, (0, centers, jnp.asarray(jnp.inf, x.dtype)))
+    return centers
+
+
+def _params_from_resp(x, resp_fn, covariance_type, reg_covar, k, chunk) -> GMMParams:
+    d = x.shape[1]
+    shift = jnp.zeros((d,) if covariance_type == "tied" else (k, d), x.dtype)
+    w = jnp.ones(x.shape[:1], x.dtype)
+    stats = _chunked_sum(
+        lambda xs, ws, rows: _chunk_stats(xs, ws, rows, resp_fn, shift, covariance_type, k),
+        x,
+        w,
+        chunk,
+        _combine_stats,
+    )
+    params, _ = m_step(stats, shift, covariance_type, reg_covar)
+    return params
+
+
+def initialize(
+    key: jax.Array,
+    x: jax.Array,
+    n_components: int,
+    covariance_type: str = "full",
+    init_params: str = "kmeans",
+    reg_covar: float = 1e-6,
+    chunk: int | None = None,
+) -> GMMParams:
+    """Initial parameters: responsibilities from the init method, then one M-step (as sklearn).
+
+    kmeans / k-means++ / random_from_data: hard assignment of every point to its nearest centre
+    (Lloyd's k-means centres, k-means++ seeds, or K distinct random data points); random: uniform
+    random responsibilities.
+    """
+    k = n_components
+    if init_params == "random":
+
+        def resp_fn(xs, rows):
+            # Keyed by the row index, so the draw does not depend on the chunk size.
+            u = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(key, r), (k,), xs.dtype))(rows)
+            return u / u.sum(1, keepdims=True), jnp.zeros(xs.shape[:1], xs.dtype)
+
+        return _params_from_resp(x, resp_fn, covariance_type, reg_covar, k, chunk)
+    if init_params == "kmeans":
+        centers = kmeans(key, x, k)
+    elif init_params == "k-means++":
+        centers = kmeans_plusplus(key, x, k)
+    else:  # random_from_data
+        centers = x[jax.random.choice(key, x.shape[0], (k,), replace=False)]
+
+    def resp_fn(xs, rows):
+        d2 = _sq_dist(xs, centers)
+        return jax.nn.one_hot(jnp.argmin(d2, 1), k, dtype=xs.dtype), -jnp.min(d2, 1)
+
+    return _params_from_resp(x, resp_fn, covariance_type, reg_covar, k, chunk)
+
+
+# ----------------------------------------------------------------------------- fit and friends
+
+
+def _validate(x, n_components, covariance_type, reg_covar, init_params, max_iter, n_init, tol):
+    if not hasattr(x, "ndim") or x.ndim != 2:
+        raise UserError(f"x must be a 2-D array [n_samples, n_features], got shape {getattr(x, 'shape', None)}")
+    if covariance_type not in COVARIANCE_TYPES:
+        raise UserError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}")
+    if init_params not in INIT_METHODS:
+        raise UserError(f"init_params must be one of {INIT_METHODS}, got {init_params!r}")
+    if not isinstance(n_components, int) or n_components < 1:
+        raise UserError(f"n_components must be a positive integer, got {n_components!r}")
+    if n_components > x.shape[0]:
+        raise UserError(f"n_components={n_components} is larger than the number of samples {x.shape[0]}")
+    if not reg_covar > 0:
+        raise UserError(f"reg_covar must be positive, got {reg_covar!r}")
+    if max_iter < 1 or n_init < 1 or not tol >= 0:
+        raise UserError(f"max_iter and n_init must be >= 1 and tol >= 0 (got {max_iter}, {n_init}, {tol})")
+    if not isinstance(x, jax.core.Tracer) and not bool(np.all(np.isfinite(np.asarray(x)))):
+        raise UserError("x contains NaN or infinite values")
+
+
+def validate_params(params: GMMParams, n_features: int, covariance_type: str) -> GMMParams:
+    """Check shapes, simplex weights and positive (definite) covariances of given parameters."""
+    w, m, c = (np.asarray(a) for a in params)
+    k = w.shape[0]
+    shapes = {
+        "full": (k, n_features, n_features),
+        "diag": (k, n_features),
+        "spherical": (k,),
+        "tied": (n_features, n_features),
+    }
+    if w.ndim != 1 or m.shape != (k, n_features):
+        raise UserError(f"weights must be [K] and means [K, {n_features}], got {w.shape} and {m.shape}")
+    if c.shape != shapes[covariance_type]:
+        raise UserError(f"covariances for {covariance_type!r} must have shape {shapes[covariance_type]}, got {c.shape}")
+    if np.any(w < 0) or abs(w.sum() - 1) > 1e-5:
+        raise UserError("weights must be non-negative and sum to 1")
+    if covariance_type in ("full", "tied"):
+        mats = c.reshape((-1, n_features, n_features))
+        if not np.allclose(mats, np.swapaxes(mats, -1, -2)) or np.any(np.linalg.eigvalsh(mats) <= 0):
+            raise UserError("covariances must be symmetric positive definite")
+    elif np.any(c <= 0):
+        raise UserError("covariances must be positive")
+    return params
+
+
+def fit(
+    x: Any,
+    n_components: int,
+    covariance_type: str = "full",
+    *,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    max_iter: int = 100,
+    n_init: int = 1,
+    init_params: str = "kmeans",
+    params_init: GMMParams | None = None,
+    key: jax.Array | None = None,
+    chunk_size: int | None = None,
+) -> FitResult:
+    """Fit a GMM by EM to tolerance inside one `lax.while_loop` (sklearn's stopping rule).
+
+    Args:
+      x: data [N, D] (float32 by default; float64 data inside `with jax.enable_x64(True):`).
+      n_components: K.
+      covariance_type: full | diag | spherical | tied.
+      tol: stop when the mean log-likelihood changes by less than this.
+      reg_covar: added to covariance diagonals (> 0).
+      max_iter: EM iterations at most.
+      n_init: restarts (vmapped); the best lower bound is kept.
+      init_params: kmeans | k-means++ | random | random_from_data (ignored with params_init).
+      params_init: start from these parameters.
+      key: PRNG key for the initialisation (default key 0).
+      chunk_size: E-step rows per chunk (None: all rows at once).
+    Returns:
+      FitResult.
+    Raises:
+      UserError (a ValueError) naming the bad argument.
+    """
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    _validate(x, n_components, covariance_type, reg_covar, init_params, max_iter, n_init, tol)
+    key = jax.random.key(0) if key is None else key
+    if params_init is not None:
+        validate_params(params_init, x.shape[1], covariance_type)
+        params_init = GMMParams(*(jnp.asarray(a, x.dtype) for a in params_init))
+    run = jax.jit(_fit_jit, static_argnames=("n_components", "covariance_type", "max_iter", "init_params", "chunk"))
+    keys = jax.random.split(key, n_init)
+    results = jax.vmap(
+        lambda k: run(
+            x,
+            k,
+            params_init,
+            tol=tol,
+            reg_covar=reg_covar,
+            n_components=n_components,
+            covariance_type=covariance_type,
+            max_iter=max_iter,
+            init_params=init_params,
+            chunk=chunk_size,
+        )
+    )(keys)
+    best = jnp.argmax(jnp.where(jnp.isfinite(results.lower_bound), results.lower_bound, -jnp.inf))
+    return jax.tree.map(lambda a: a[best], results)
+
+
+def _fit_jit(x, key, params_init, *, tol, reg_covar, n_components, covariance_type, max_iter, init_params, chunk):
+    if params_init is None:
+        params = initialize(key, x, n_components, covariance_type, init_params, reg_covar, chunk)
+    else:
+        params = params_init
+    dtype = x.dtype
+    hist = jnp.full((max_iter,), jnp.nan, dtype)
+
+    def cond(c):
+        i, _, _, _, converged, _ = c
+        return (i < max_iter) & ~converged
+
+    def body(c):
+        i, params, prev, hist, _, n_re = c
+        new, lb, r = em_step(x, params, covariance_type, reg_covar, None, chunk)
+        converged = jnp.abs(lb - prev) < tol
+        return i + 1, new, lb, hist.at[i].set(lb), converged, n_re + r
+
+    init = (0, params, jnp.asarray(-jnp.inf, dtype), hist, jnp.asarray(False), jnp.asarray(0))
+    n_iter, params, lb, hist, converged, n_re = jax.lax.while_loop(cond, body, init)
+    return FitResult(params, lb, hist, n_iter, converged, n_re)
+
+
+def score_samples(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+    """log p(x_n) under the mixture. [N, D] -> [N]"""
+    return jax.nn.logsumexp(_weighted_log_prob(x, params, covariance_type), axis=1)
+
+
+log_prob = score_samples
+
+
+def score(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+    """Mean log-likelihood per sample (sklearn's `score`)."""
+    return jnp.mean(score_samples(x, params, covariance_type))
+
+
+def predict_proba(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+    """Responsibilities p(k | x_n). [N, D] -> [N, K]"""
+    return jax.nn.softmax(_weighted_log_prob(x, params, covariance_type), axis=1)
+
+
+def predict(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+    """Most probable component per point. [N, D] -> [N]"""
+    return jnp.argmax(_weighted_log_prob(x, params, covariance_type), axis=1)
+
+
+def sample(key: jax.Array, params: GMMParams, n: int, covariance_type: str = "full") -> tuple[jax.Array, jax.Array]:
+    """n points and their components: ([n, D], [n])."""
+    k1, k2 = jax.random.split(key)
+    comp = jax.random.categorical(k1, jnp.log(params.weights), shape=(n,))
+    d = params.means.shape[1]
+    eps = jax.random.normal(k2, (n, d), params.means.dtype)
+    c = params.covariances
+    if covariance_type == "full":
+        noise = jnp.einsum("nde,ne->nd", jnp.linalg.cholesky(c)[comp], eps)
+    elif covariance_type == "tied":
+        noise = eps @ jnp.linalg.cholesky(c).T
+    elif covariance_type == "diag":
+        noise = eps * jnp.sqrt(c[comp])
+    else:
+        noise = eps * jnp.sqrt(c[comp])[:, None]
+    return params.means[comp] + noise, comp
+
+
+def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
+    """Free parameters of the mixture (as sklearn counts them)."""
+    k, d = n_components, n_features
+    cov = {"full": k * d * (d + 1) // 2, "diag": k * d, "tied": d * (d + 1) // 2, "spherical": k}[covariance_type]
+    return int(cov + k * d + k - 1)
+
+
+def bic(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+    """Bayesian information criterion (lower is better)."""
+    n, d = x.shape
+    p = n_parameters(params.weights.shape[0], d, covariance_type)
+    return -2 * score(x, params, covariance_type) * n + p * math.log(n)
+
+
+def aic(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+    """Akaike information criterion (lower is better)."""
+    n, d = x.shape
+    return -2 * score(x, params, covariance_type) * n + 2 * n_parameters(params.weights.shape[0], d, covariance_type)
+
+
+# ----------------------------------------------------------------------------- family interface (CLI)
+
+
+def _opts(cfg) -> dict:
+    m = cfg.model
+    known = {"n_components", "covariance_type", "reg_covar", "init_params", "chunk_size"}
+    unknown = set(m.keys()) - known
+    if unknown:
+        raise UserError(f"unknown gmm model config keys: {sorted(unknown)}")
+    if m.covariance_type not in COVARIANCE_TYPES:
+        raise UserError(f"model.covariance_type must be one of {COVARIANCE_TYPES}")
+    if not m.reg_covar > 0:
+        raise UserError(f"model.reg_covar must be positive, got {m.reg_covar}")
+    return dict(m)
+
+
+def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
+    """Initial parameters from the first batch (for EM the batch is the whole training set)."""
+    o = _opts(cfg)
+    x = example_batch["x"].reshape(example_batch["x"].shape[0], -1)
+    if o["n_components"] > x.shape[0]:
+        raise UserError(f"model.n_components={o['n_components']} is larger than the batch of {x.shape[0]} points")
+    p = initialize(
+        key,
+        jnp.asarray(x),
+        o["n_components"],
+        o["covariance_type"],
+        o["init_params"],
+        o["reg_covar"],
+        o.get("chunk_size") or None,
+    )
+    return TrainState.create(params=p._asdict())
+
+
+def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> tuple[TrainState, dict]:
+    """One EM iteration over the (sharded) batch; statistics are summed across devices by XLA."""
+    o = _opts(cfg)
+    x = batch["x"].reshape(batch["x"].shape[0], -1)
+    params, lb, n_re = em_step(x, GMMParams(**state.params), o["covariance_type"], o["reg_covar"])
+    return state.replace(step=state.step + 1, params=params._asdict()), {
+        "loss": -lb,
+        "loglik": lb,
+        "n_reseeded": n_re.astype(lb.dtype),
+    }
+
+
+def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
+    """Per-point test log-likelihood in nats and NLL in bits/dim."""
+    o = _opts(cfg)
+    x = batch["x"].reshape(batch["x"].shape[0], -1)
+    ll = score_samples(x, GMMParams(**state.params), o["covariance_type"])
+    return {"loglik_nats": ll, "nll_bpd": -ll / (x.shape[1] * math.log(2.0))}
+
+
+def _family_sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
+    """n points from the fitted mixture. -> [n, D]"""
+    return sample(key, GMMParams(**state.params), n, _opts(cfg)["covariance_type"])[0]
+
+
+# The loop's view of this module (its `sample` differs from the notebook function of that name).
+family = types.SimpleNamespace(init=init, train_step=train_step, evaluate=evaluate, sample=_family_sample)

@@ -1,0 +1,206 @@
+"""GMM known answers: scikit-learn from the same parameters, monotone EM, recovery, sharding, chunking."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+
+from gm_jax.classical import gmm
+from gm_jax.core import parallel
+from gm_jax.core.errors import UserError
+from gm_jax.data.sources import GMM2D_TRUE
+
+COV_TYPES = gmm.COVARIANCE_TYPES
+
+
+def _data(n=600, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 4, (3, d))
+    comp = rng.integers(0, 3, n)
+    return centers[comp] + rng.normal(0, 1, (n, d)) * rng.uniform(0.5, 1.5, (3, d))[comp]
+
+
+def _init_params(x, k, cov_type, seed=1):
+    rng = np.random.default_rng(seed)
+    d = x.shape[1]
+    means = x[rng.choice(len(x), k, replace=False)]
+    weights = np.full(k, 1.0 / k)
+    a = rng.normal(0, 0.3, (k, d, d))
+    full = np.eye(d) * 2 + np.einsum("kij,klj->kil", a, a)
+    cov = {
+        "full": full,
+        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
+        "spherical": full.trace(axis1=1, axis2=2) / d,
+        "tied": full.mean(0),
+    }[cov_type]
+    return weights, means, cov
+
+
+def _precisions(cov, cov_type):
+    if cov_type in ("full", "tied"):
+        return np.linalg.inv(cov)
+    return 1.0 / cov
+
+
+def _sklearn(x, k, cov_type, init, n_iter):
+    w, m, c = init
+    sk = GaussianMixture(
+        k,
+        covariance_type=cov_type,
+        max_iter=n_iter,
+        tol=0.0,
+        reg_covar=1e-6,
+        weights_init=w,
+        means_init=m,
+        precisions_init=_precisions(c, cov_type),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.fit(x)
+    return sk
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+@pytest.mark.parametrize("n_iter", [1, 20])
+def test_matches_sklearn_from_same_parameters_float64(cov_type, n_iter):
+    x = _data()
+    init = _init_params(x, 3, cov_type)
+    sk = _sklearn(x, 3, cov_type, init, n_iter)
+    with jax.enable_x64(True):
+        r = gmm.fit(jnp.asarray(x), 3, cov_type, tol=0.0, max_iter=n_iter, params_init=gmm.GMMParams(*init))
+        assert r.params.means.dtype == jnp.float64
+        np.testing.assert_allclose(r.params.weights, sk.weights_, rtol=1e-8)
+        np.testing.assert_allclose(r.params.means, sk.means_, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(r.params.covariances, sk.covariances_, rtol=1e-7, atol=1e-10)
+        assert float(r.lower_bound) == pytest.approx(sk.lower_bound_, rel=1e-10)
+        assert int(r.n_iter) == sk.n_iter_ == n_iter
+        np.testing.assert_allclose(
+            gmm.score_samples(jnp.asarray(x), r.params, cov_type), sk.score_samples(x), rtol=1e-9
+        )
+        np.testing.assert_allclose(
+            gmm.predict_proba(jnp.asarray(x), r.params, cov_type), sk.predict_proba(x), atol=1e-9
+        )
+        assert float(gmm.bic(jnp.asarray(x), r.params, cov_type)) == pytest.approx(sk.bic(x), rel=1e-9)
+        assert float(gmm.aic(jnp.asarray(x), r.params, cov_type)) == pytest.approx(sk.aic(x), rel=1e-9)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag"])
+def test_matches_sklearn_float32(cov_type):
+    x = _data()
+    init = _init_params(x, 3, cov_type)
+    sk = _sklearn(x, 3, cov_type, init, 20)
+    r = gmm.fit(x.astype(np.float32), 3, cov_type, tol=0.0, max_iter=20, params_init=gmm.GMMParams(*init))
+    assert r.params.means.dtype == jnp.float32
+    np.testing.assert_allclose(r.params.means, sk.means_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(r.params.covariances, sk.covariances_, rtol=1e-3, atol=1e-4)
+    assert float(r.lower_bound) == pytest.approx(sk.lower_bound_, rel=1e-5)
+    np.testing.assert_array_equal(gmm.predict(jnp.asarray(x, jnp.float32), r.params, cov_type), sk.predict(x))
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+@pytest.mark.parametrize("init", gmm.INIT_METHODS)
+def test_log_likelihood_never_decreases(cov_type, init):
+    x = _data(n=400, seed=3)
+    with jax.enable_x64(True):
+        r = gmm.fit(jnp.asarray(x), 4, cov_type, tol=0.0, max_iter=30, init_params=init, key=jax.random.key(2))
+        h = np.asarray(r.history)[: int(r.n_iter)]
+    assert len(h) == 30 and np.all(np.isfinite(h))
+    assert np.all(np.diff(h) >= -1e-9), np.diff(h).min()
+
+
+def test_recovers_known_parameters_up_to_permutation():
+    w, mu, cov = GMM2D_TRUE
+    p = gmm.GMMParams(jnp.asarray(w, jnp.float32), jnp.asarray(mu, jnp.float32), jnp.asarray(cov, jnp.float32))
+    x, _ = gmm.sample(jax.random.key(0), p, 20000, "full")
+    r = gmm.fit(x, 3, "full", n_init=3, key=jax.random.key(1))
+    assert bool(r.converged)
+    order = np.argsort(np.asarray(r.params.means)[:, 0])
+    true_order = np.argsort(mu[:, 0])
+    np.testing.assert_allclose(np.asarray(r.params.means)[order], mu[true_order], atol=0.06)
+    np.testing.assert_allclose(np.asarray(r.params.weights)[order], w[true_order], atol=0.015)
+    np.testing.assert_allclose(np.asarray(r.params.covariances)[order], cov[true_order], atol=0.08)
+
+
+def test_chunked_e_step_equals_one_pass_and_sharded_equals_one_device():
+    x = jnp.asarray(_data(n=1000, d=4), jnp.float32)
+    init = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, "full")))
+    one = gmm.em_step(x, init, "full", 1e-6)
+    for chunk in (64, 333, 1000):
+        got = gmm.em_step(x, init, "full", 1e-6, chunk=chunk)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(one), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-5)
+    mesh = parallel.make_mesh()
+    assert mesh.devices.size == 8
+    xs = jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))
+    step = jax.jit(lambda x, p: gmm.em_step(x, p, "full", 1e-6))
+    sharded = step(xs, init)
+    single = step(jax.device_put(x, jax.devices()[0]), jax.device_put(init, jax.devices()[0]))
+    for a, b in zip(jax.tree.leaves(sharded), jax.tree.leaves(single), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-5)
+
+
+def test_empty_component_is_reseeded_not_nan():
+    x = _data(n=300, d=2)
+    w, m, c = _init_params(x, 3, "full")
+    m = m.copy()
+    m[2] = [1e4, 1e4]  # no point is anywhere near this component
+    r = gmm.fit(x.astype(np.float32), 3, "full", tol=0.0, max_iter=10, params_init=gmm.GMMParams(w, m, c))
+    assert int(r.n_reseeded) >= 1
+    assert all(np.all(np.isfinite(np.asarray(a))) for a in r.params)
+    assert np.abs(np.asarray(r.params.means)).max() < 100
+
+
+def test_n_init_keeps_the_best_restart():
+    x = _data(n=500, seed=5)
+    x = jnp.asarray(x, jnp.float32)
+    kw = dict(
+        tol=1e-3,
+        reg_covar=1e-6,
+        n_components=5,
+        covariance_type="diag",
+        max_iter=100,
+        init_params="random_from_data",
+        chunk=None,
+    )
+    # fit() runs restart i from split(key, n_init)[i]; run each restart alone.
+    singles = [float(gmm._fit_jit(x, k, None, **kw).lower_bound) for k in jax.random.split(jax.random.key(7), 4)]
+    assert max(singles) - min(singles) > 1e-3  # the restarts really differ
+    best = gmm.fit(x, 5, "diag", init_params="random_from_data", n_init=4, key=jax.random.key(7))
+    assert float(best.lower_bound) == pytest.approx(max(singles), rel=1e-6)
+
+
+def test_sample_moments():
+    w, mu, cov = (jnp.asarray(a, jnp.float32) for a in GMM2D_TRUE)
+    x, comp = gmm.sample(jax.random.key(3), gmm.GMMParams(w, mu, cov), 200_000, "full")
+    np.testing.assert_allclose(np.bincount(np.asarray(comp)) / 200_000, w, atol=0.005)
+    sel = np.asarray(x)[np.asarray(comp) == 1]
+    np.testing.assert_allclose(np.cov(sel.T), cov[1], atol=0.02)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(x=np.zeros(10)), "2-D"),
+        (dict(n_components=50), "larger than the number of samples"),
+        (dict(reg_covar=0.0), "reg_covar must be positive"),
+        (dict(reg_covar=-1.0), "reg_covar must be positive"),
+        (dict(covariance_type="banana"), "covariance_type"),
+        (dict(init_params="magic"), "init_params"),
+        (dict(x=np.array([[0.0, np.nan]] * 20)), "NaN"),
+        (dict(params_init=gmm.GMMParams(np.array([0.7, 0.7]), np.zeros((2, 2)), np.ones(2))), "covariances for 'full'"),
+        (
+            dict(params_init=gmm.GMMParams(np.array([0.7, 0.7]), np.zeros((2, 2)), np.stack([np.eye(2)] * 2))),
+            "sum to 1",
+        ),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, match):
+    args = dict(x=_data(n=40, d=2), n_components=2, covariance_type="full")
+    args.update(kwargs)
+    with pytest.raises(UserError, match=match):
+        gmm.fit(args.pop("x"), args.pop("n_components"), args.pop("covariance_type"), **args)

@@ -175,14 +175,50 @@ def _combine_stats(a: Stats, b: Stats) -> Stats:
     return summed._replace(worst_ll=ll[idx], worst_x=xs[idx])
 
 
+def _packed_outer(x: jax.Array) -> jax.Array:
+    """Upper triangle of x_n x_n^T per row, packed. [N, D] -> [N, D(D+1)/2]"""
+    d = x.shape[-1]
+    # Static slices in np.triu_indices order (row i: columns i..D-1); XLA fuses these, unlike a gather.
+    return jnp.concatenate([x[:, i : i + 1] * x[:, i:] for i in range(d)], axis=1)
+
+
+def _unpack(packed: jax.Array, d: int) -> jax.Array:
+    """Inverse of the packing for symmetric matrices. [..., D(D+1)/2] -> [..., D, D]"""
+    i, j = np.triu_indices(d)
+    out = jnp.zeros(packed.shape[:-1] + (d, d), packed.dtype).at[..., i, j].set(packed)
+    return out.at[..., j, i].set(packed)
+
+
+def _full_log_gaussian_packed(xc, xx, means_c, prec_chol):
+    """log N for full covariances from packed outer products of centred data.
+
+    With x' = x - g and m'_k = mu_k - g, the Mahalanobis term is
+    <vec(P_k), x'x'^T> - 2 x'^T P_k m'_k + m'_k^T P_k m'_k: two GEMMs against the packed outer
+    products that the M-step reuses, instead of an [N, K, D] intermediate.
+    """
+    d = xc.shape[-1]
+    prec = jnp.einsum("kij,klj->kil", prec_chol, prec_chol)  # [K, D, D]
+    i, j = np.triu_indices(d)
+    w = prec[:, i, j] * jnp.where(i == j, 1.0, 2.0).astype(xc.dtype)  # [K, T]
+    pm = jnp.einsum("kij,kj->ki", prec, means_c)  # [K, D]
+    const = jnp.sum(pm * means_c, -1)  # [K]
+    maha = jnp.maximum(xx @ w.T - 2.0 * xc @ pm.T + const, 0.0)
+    log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=-2, axis2=-1)), -1)
+    return -0.5 * (d * LOG_2PI + maha) + log_det
+
+
 def _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type: str, k: int) -> Stats:
-    r, ll = resp_and_ll(xs, rows)  # [c, K], [c]
+    if covariance_type == "full":
+        xc = xs - shift  # shift: [D]
+        xx = _packed_outer(xc)
+        r, ll = resp_and_ll(xs, rows, xc, xx)
+    else:
+        r, ll = resp_and_ll(xs, rows)  # [c, K], [c]
     r = r * ws[:, None]
     nk = r.sum(0)
     sx = r.T @ xs
     if covariance_type == "full":
-        xc = xs[:, None, :] - shift[None]  # [c, K, D]
-        s2 = jnp.einsum("nk,nkd,nke->kde", r, xc, xc)
+        s2 = r.T @ xx  # [K, T]: second moments around the shift, packed
     elif covariance_type == "tied":
         xc = xs - shift  # shift: [D]
         s2 = (xc * ws[:, None]).T @ xc
@@ -199,9 +235,12 @@ def _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type: str, k: int)
     return Stats(ws.sum(), nk, sx, s2, jnp.sum(jnp.where(ws > 0, ll, 0.0) * ws), worst_ll, worst_x)
 
 
-def _shift(params: GMMParams, covariance_type: str) -> jax.Array:
-    if covariance_type == "tied":
-        return params.weights @ params.means
+def _shift(x: jax.Array, params: GMMParams, covariance_type: str) -> jax.Array:
+    """Centre for the second moments: each component's mean (diag, spherical), or for full and tied a
+    data centre (mean of the first rows), which keeps the expanded quadratic forms free of
+    cancellation whatever the component means are (an empty component may sit far from the data)."""
+    if covariance_type in ("full", "tied"):
+        return jnp.mean(x[: min(x.shape[0], 4096)], 0)
     return params.means
 
 
@@ -221,12 +260,16 @@ def e_step_stats(
     pc = precision_cholesky(params.covariances, covariance_type)
     logw = jnp.log(params.weights)
 
-    def resp_and_ll(xs, rows):
-        lp = log_gaussian(xs, params.means, pc, covariance_type) + logw
+    shift = _shift(x, params, covariance_type)
+
+    def resp_and_ll(xs, rows, xc=None, xx=None):
+        if covariance_type == "full":
+            lp = _full_log_gaussian_packed(xc, xx, params.means - shift, pc) + logw
+        else:
+            lp = log_gaussian(xs, params.means, pc, covariance_type) + logw
         ll = jax.nn.logsumexp(lp, axis=1)
         return jnp.exp(lp - ll[:, None]), ll
 
-    shift = _shift(params, covariance_type)
     k = params.weights.shape[0]
     return _chunked_sum(
         lambda xs, ws, rows: _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type, k),
@@ -248,10 +291,11 @@ def m_step(stats: Stats, shift: jax.Array, covariance_type: str, reg_covar: floa
     nk = stats.nk + eps  # as sklearn: keeps an empty component finite before it is re-seeded
     k, d = stats.sx.shape
     means = stats.sx / nk[:, None]
-    delta = means - (shift if covariance_type != "tied" else shift[None])
+    delta = means - (shift[None] if covariance_type in ("full", "tied") else shift)
     eye = jnp.eye(d, dtype=dtype)
     if covariance_type == "full":
-        cov = stats.s2 / nk[:, None, None] - jnp.einsum("kd,ke->kde", delta, delta) + reg_covar * eye
+        s2 = _unpack(stats.s2, d)
+        cov = s2 / nk[:, None, None] - jnp.einsum("kd,ke->kde", delta, delta) + reg_covar * eye
     elif covariance_type == "tied":
         cov = (stats.s2 - jnp.einsum("k,kd,ke->de", nk, delta, delta)) / jnp.sum(nk) + reg_covar * eye
     else:
@@ -287,7 +331,7 @@ def em_step(
       (new params, mean log-likelihood under the old params, number of components re-seeded).
     """
     stats = e_step_stats(x, params, covariance_type, weights, chunk)
-    new, n_re = m_step(stats, _shift(params, covariance_type), covariance_type, reg_covar)
+    new, n_re = m_step(stats, _shift(x, params, covariance_type), covariance_type, reg_covar)
     return new, stats.loglik / stats.n, n_re
 
 
@@ -338,7 +382,7 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, n_iter: int = 100, tol: float =
 
 def _params_from_resp(x, resp_fn, covariance_type, reg_covar, k, chunk) -> GMMParams:
     d = x.shape[1]
-    shift = jnp.zeros((d,) if covariance_type == "tied" else (k, d), x.dtype)
+    shift = jnp.mean(x, 0) if covariance_type in ("full", "tied") else jnp.zeros((k, d), x.dtype)
     w = jnp.ones(x.shape[:1], x.dtype)
     stats = _chunked_sum(
         lambda xs, ws, rows: _chunk_stats(xs, ws, rows, resp_fn, shift, covariance_type, k),
@@ -369,7 +413,7 @@ def initialize(
     k = n_components
     if init_params == "random":
 
-        def resp_fn(xs, rows):
+        def resp_fn(xs, rows, *_):
             # Keyed by the row index, so the draw does not depend on the chunk size.
             u = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(key, r), (k,), xs.dtype))(rows)
             return u / u.sum(1, keepdims=True), jnp.zeros(xs.shape[:1], xs.dtype)
@@ -382,7 +426,7 @@ def initialize(
     else:  # random_from_data
         centers = x[jax.random.choice(key, x.shape[0], (k,), replace=False)]
 
-    def resp_fn(xs, rows):
+    def resp_fn(xs, rows, *_):
         d2 = _sq_dist(xs, centers)
         return jax.nn.one_hot(jnp.argmin(d2, 1), k, dtype=xs.dtype), -jnp.min(d2, 1)
 

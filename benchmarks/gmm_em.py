@@ -91,19 +91,22 @@ def main():
     if a.float64:
         jax.config.update("jax_enable_x64", True)
     dtype = np.float64 if a.float64 else np.float32
-    x, init = make_data(a.n, a.d, a.k)
     if a.memory:
         from gm_jax.classical import gmm
 
-        x = x.astype(np.float32)
-        del init
+        # Generated block by block in float32, so the peak reflects the EM iteration, not the generator.
         rng = np.random.default_rng(1)
+        centers = rng.normal(0, 3, (a.k, a.d)).astype(np.float32)
+        x = np.empty((a.n, a.d), np.float32)
+        for s in range(0, a.n, 1_000_000):
+            e = min(a.n, s + 1_000_000)
+            x[s:e] = centers[rng.integers(0, a.k, e - s)] + rng.standard_normal((e - s, a.d), np.float32)
         p0 = gmm.GMMParams(
             np.full(a.k, 1.0 / a.k, np.float32),
             x[rng.choice(a.n, a.k, replace=False)],
             np.stack([np.eye(a.d, dtype=np.float32) * 4] * a.k),
         )
-        xj = jax.numpy.asarray(x)
+        xj = jax.device_put(x)
         del x
         t = time.perf_counter()
         r = gmm.fit(xj, a.k, "full", tol=0.0, max_iter=1, params_init=p0, chunk_size=a.chunk or 16384)
@@ -114,6 +117,7 @@ def main():
             f"peak RSS {peak:.2f} GiB, lower bound {float(r.lower_bound):.4f}"
         )
         return
+    x, init = make_data(a.n, a.d, a.k)
     xs = x.astype(dtype)
     tj, lj = run_jax(xs, init, a.iters, dtype, a.chunk or None)
     ts, ls = run_sklearn(xs.astype(np.float64) if a.float64 else xs, init, a.iters)

@@ -280,6 +280,18 @@ def e_step_stats(
     )
 
 
+def resp_stats(x: jax.Array, resp: jax.Array, shift: jax.Array, covariance_type: str, ll: jax.Array) -> Stats:
+    """Sufficient statistics for given responsibilities (e.g. HMM state posteriors).
+
+    Args:
+      x: [N, D]; resp: [N, K] (rows of zeros for padding); shift: see `_shift`;
+      ll: [N] how well the model explains each point (used to pick re-seeding points).
+    """
+    k = resp.shape[1]
+    ws = (resp.sum(1) > 0).astype(x.dtype)
+    return _chunk_stats(x, ws, None, lambda *_: (resp, ll), shift, covariance_type, k)
+
+
 def m_step(stats: Stats, shift: jax.Array, covariance_type: str, reg_covar: float) -> tuple[GMMParams, jax.Array]:
     """Parameters maximising the expected complete-data log-likelihood, with empty components re-seeded.
 
@@ -587,10 +599,12 @@ def predict(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> j
     return jnp.argmax(_weighted_log_prob(x, params, covariance_type), axis=1)
 
 
-def sample(key: jax.Array, params: GMMParams, n: int, covariance_type: str = "full") -> tuple[jax.Array, jax.Array]:
-    """n points and their components: ([n, D], [n])."""
+def sample(
+    key: jax.Array, params: GMMParams, n: int, covariance_type: str = "full", components: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """n points and their components: ([n, D], [n]); `components` [n] fixes the components instead of drawing them."""
     k1, k2 = jax.random.split(key)
-    comp = jax.random.categorical(k1, jnp.log(params.weights), shape=(n,))
+    comp = jax.random.categorical(k1, jnp.log(params.weights), shape=(n,)) if components is None else components
     d = params.means.shape[1]
     eps = jax.random.normal(k2, (n, d), params.means.dtype)
     c = params.covariances

@@ -1,0 +1,564 @@
+"""Hidden Markov models: forward-backward, Viterbi, posterior sampling and Baum-Welch, in jnp/lax.
+
+Every kernel takes per-state log-likelihoods `log_lik` [T, K], so one forward-backward serves every
+emission model (categorical, Gaussian with any covariance type, Gaussian mixture). Sequences of
+different lengths are padded to a common T with a boolean `mask` [T] (True on real steps).
+
+Numerics: the forward pass propagates normalised filtered probabilities and shifts each step's
+emission log-likelihoods by their maximum before exponentiating, so nothing underflows at any T;
+the log marginal likelihood is the sum of the log normalisers. The parallel-in-time variants
+(`parallel_filter`, `parallel_smooth`) use `lax.associative_scan` over log-space transition
+matrices (Särkkä & García-Fernández, 2021) and agree with the sequential ones.
+
+Notebook use: `fit(x, lengths, params, emission, ...)` runs Baum-Welch to `tol` in one
+`lax.while_loop`; the CLI (`--model=hmm`) runs one Baum-Welch iteration per loop step through the
+`family` namespace at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gm_jax.classical import gmm
+from gm_jax.core.errors import UserError
+from gm_jax.core.state import TrainState
+
+# ----------------------------------------------------------------------------- kernels
+
+
+class Posterior(NamedTuple):
+    """Forward-backward results for one sequence.
+
+    Attributes:
+      log_likelihood: log p(x_{1:T}).
+      filtered: [T, K] p(z_t | x_{1:t}).
+      smoothed: [T, K] p(z_t | x_{1:T}) (zero on padded steps).
+      trans_counts: [K, K] sum_t p(z_t = i, z_{t+1} = j | x_{1:T}).
+    """
+
+    log_likelihood: jax.Array
+    filtered: jax.Array
+    smoothed: jax.Array
+    trans_counts: jax.Array
+
+
+def _mask(log_lik, mask):
+    return jnp.ones(log_lik.shape[:1], bool) if mask is None else jnp.asarray(mask, bool)
+
+
+def forward_filter(log_start, log_trans, log_lik, mask=None):
+    """Normalised forward pass.
+
+    Args:
+      log_start: [K] log initial probabilities.
+      log_trans: [K, K] log transition probabilities (rows: from).
+      log_lik: [T, K] log p(x_t | z_t = k).
+      mask: [T] bool, True on real steps (padding at the end); step 0 must be real.
+    Returns:
+      (log_likelihood, filtered [T, K], scale [T]) where scale_t is the step's normaliser in
+      max-shifted units (used by the backward pass).
+    """
+    mask = _mask(log_lik, mask)
+    m = jnp.max(log_lik, axis=1)
+    b = jnp.exp(log_lik - m[:, None])
+    a_mat = jnp.exp(log_trans)
+    a0 = jnp.exp(log_start) * b[0]
+    c0 = a0.sum()
+
+    def step(alpha, inp):
+        b_t, m_t, k = inp
+        a = (alpha @ a_mat) * b_t
+        c = a.sum()
+        new = jnp.where(k, a / c, alpha)
+        return new, (new, jnp.where(k, c, 1.0), jnp.where(k, jnp.log(c) + m_t, 0.0))
+
+    _, (alphas, cs, logcs) = jax.lax.scan(step, a0 / c0, (b[1:], m[1:], mask[1:]))
+    filtered = jnp.concatenate([(a0 / c0)[None], alphas])
+    scale = jnp.concatenate([c0[None], cs])
+    return jnp.log(c0) + m[0] + jnp.sum(logcs), filtered, scale
+
+
+def smooth(log_start, log_trans, log_lik, mask=None) -> Posterior:
+    """Forward-backward: smoothed marginals and expected transition counts (see `Posterior`)."""
+    mask = _mask(log_lik, mask)
+    ll, filtered, scale = forward_filter(log_start, log_trans, log_lik, mask)
+    b = jnp.exp(log_lik - jnp.max(log_lik, axis=1, keepdims=True))
+    a_mat = jnp.exp(log_trans)
+    k = log_lik.shape[1]
+    ones = jnp.ones((k,), log_lik.dtype)
+
+    def step(beta_next, inp):
+        b1, c1, k1 = inp
+        beta = jnp.where(k1, a_mat @ (b1 * beta_next) / c1, ones)
+        return beta, beta
+
+    _, betas = jax.lax.scan(step, ones, (b[1:], scale[1:], mask[1:]), reverse=True)
+    betas = jnp.concatenate([betas, ones[None]])
+    g = filtered * betas
+    g = g / g.sum(1, keepdims=True)
+    smoothed = jnp.where(mask[:, None], g, 0.0)
+    w = jnp.where(mask[1:, None], b[1:] * betas[1:] / scale[1:, None], 0.0)  # [T-1, K]
+    trans_counts = a_mat * (filtered[:-1].T @ w)
+    return Posterior(ll, filtered, smoothed, trans_counts)
+
+
+def viterbi(log_start, log_trans, log_lik, mask=None):
+    """Most probable state path (max-product in log space).
+
+    Returns:
+      (path [T] int32 with -1 on padded steps, log p(x, path)).
+    """
+    mask = _mask(log_lik, mask)
+    k = log_lik.shape[1]
+    ident = jnp.arange(k)
+
+    def step(delta, inp):
+        ll_t, m = inp
+        scores = delta[:, None] + log_trans
+        new = jnp.max(scores, 0) + ll_t
+        return jnp.where(m, new, delta), jnp.where(m, jnp.argmax(scores, 0), ident)
+
+    delta, back = jax.lax.scan(step, log_start + log_lik[0], (log_lik[1:], mask[1:]))
+    last = jnp.argmax(delta)
+
+    def trace(z, bp):
+        prev = bp[z]
+        return prev, prev
+
+    _, path = jax.lax.scan(trace, last, back, reverse=True)
+    path = jnp.concatenate([path, last[None]]).astype(jnp.int32)
+    return jnp.where(mask, path, -1), jnp.max(delta)
+
+
+def sample_posterior(key, log_start, log_trans, log_lik, mask=None):
+    """One draw of z_{1:T} ~ p(z | x) by forward filtering, backward sampling. -> [T] (-1 on padding)"""
+    mask = _mask(log_lik, mask)
+    _, filtered, _ = forward_filter(log_start, log_trans, log_lik, mask)
+    a_mat = jnp.exp(log_trans)
+    t = log_lik.shape[0]
+    keys = jax.random.split(key, t)
+    # The last real step is where sampling starts; padded steps just carry the state back.
+    last_idx = jnp.sum(mask) - 1
+    z_last = jax.random.categorical(keys[-1], jnp.log(filtered[last_idx]))
+
+    def step(z_next, inp):
+        f_t, key_t, is_after_last, idx = inp
+        p = f_t * a_mat[:, z_next]
+        z = jax.random.categorical(key_t, jnp.log(p / p.sum()))
+        z = jnp.where(idx >= last_idx, z_last, z)
+        return z, z
+
+    _, path = jax.lax.scan(step, z_last, (filtered[:-1], keys[:-1], mask[1:], jnp.arange(t - 1)), reverse=True)
+    path = jnp.concatenate([path, z_last[None]]).astype(jnp.int32)
+    return jnp.where(mask, path, -1)
+
+
+def _log_matmul(x, y):
+    """Log-space matrix product, max-shifted: log(exp(x) @ exp(y)) over the last two axes."""
+    return jax.nn.logsumexp(x[..., :, :, None] + y[..., None, :, :], axis=-2)
+
+
+def _elements(log_start, log_trans, log_lik, mask):
+    k = log_lik.shape[1]
+    ident = jnp.where(jnp.eye(k, dtype=bool), 0.0, -jnp.inf).astype(log_lik.dtype)
+    e = log_trans[None] + log_lik[:, None, :]  # [T, K, K]
+    e = jnp.where(mask[:, None, None], e, ident)
+    first = jnp.broadcast_to(log_start + log_lik[0], (k, k))
+    return e.at[0].set(first)
+
+
+def parallel_filter(log_start, log_trans, log_lik, mask=None):
+    """Parallel-in-time forward pass (associative scan). Returns (log_likelihood, filtered [T, K])."""
+    mask = _mask(log_lik, mask)
+    prefix = jax.lax.associative_scan(_log_matmul, _elements(log_start, log_trans, log_lik, mask))
+    log_alpha = prefix[:, 0, :]  # rows of the first element are identical
+    return jax.nn.logsumexp(log_alpha[-1]), jax.nn.softmax(log_alpha, axis=1)
+
+
+def parallel_smooth(log_start, log_trans, log_lik, mask=None):
+    """Parallel-in-time smoother. Returns (log_likelihood, smoothed [T, K])."""
+    mask = _mask(log_lik, mask)
+    e = _elements(log_start, log_trans, log_lik, mask)
+    prefix = jax.lax.associative_scan(_log_matmul, e)
+    log_alpha = prefix[:, 0, :]
+    # Suffix products E_{t+1} ... E_{T-1}: scan the reversed sequence with the product's order swapped.
+    rev = jax.lax.associative_scan(lambda a, b: _log_matmul(b, a), e[1:][::-1])[::-1]
+    log_beta = jnp.concatenate([jax.nn.logsumexp(rev, axis=-1), jnp.zeros_like(log_alpha[:1])])
+    smoothed = jax.nn.softmax(log_alpha + log_beta, axis=1)
+    return jax.nn.logsumexp(log_alpha[-1]), jnp.where(mask[:, None], smoothed, 0.0)
+
+
+# ----------------------------------------------------------------------------- emissions
+
+
+@dataclasses.dataclass(frozen=True)
+class Categorical:
+    """x_t in {0..M-1}; params {"log_probs": [K, M]}."""
+
+    n_symbols: int
+
+    def log_lik(self, params, x):  # [T] int -> [T, K]
+        return params["log_probs"][:, x].T
+
+    def init_stats(self, k, dtype):
+        return jnp.zeros((k, self.n_symbols), dtype)
+
+    def stats(self, params, x, gamma):  # x [N], gamma [N, K]
+        return gamma.T @ jax.nn.one_hot(x, self.n_symbols, dtype=gamma.dtype)
+
+    def m_step(self, params, stats, prior=1.0):
+        counts = stats + (prior - 1.0)
+        tot = counts.sum(1, keepdims=True)
+        probs = jnp.where(tot > 0, counts / jnp.where(tot > 0, tot, 1.0), jnp.exp(params["log_probs"]))
+        return {"log_probs": jnp.log(probs)}
+
+    def sample(self, key, params, z):
+        return jax.random.categorical(key, params["log_probs"][z])
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussian:
+    """x_t in R^D; params {"means": [K, D], "covariances": as `gmm.GMMParams`}."""
+
+    covariance_type: str = "full"
+    reg_covar: float = 1e-6
+
+    def log_lik(self, params, x):  # [T, D] -> [T, K]
+        pc = gmm.precision_cholesky(params["covariances"], self.covariance_type)
+        return gmm.log_gaussian(x, params["means"], pc, self.covariance_type)
+
+    def stats(self, params, x, gamma):
+        ll = jnp.max(self.log_lik(params, x), 1)
+        shift = gmm._shift(x, gmm.GMMParams(None, params["means"], None), self.covariance_type)
+        return gmm.resp_stats(x, gamma, shift, self.covariance_type, ll), shift
+
+    def m_step(self, params, stats_and_shift, prior=1.0):
+        stats, shift = stats_and_shift
+        new, _ = gmm.m_step(stats, shift, self.covariance_type, self.reg_covar)
+        return {"means": new.means, "covariances": new.covariances}
+
+    def sample(self, key, params, z):
+        k = params["means"].shape[0]
+        x, _ = gmm.sample(
+            key,
+            gmm.GMMParams(jnp.ones(k) / k, params["means"], params["covariances"]),
+            z.shape[0],
+            self.covariance_type,
+            components=z,
+        )
+        return x
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianMixture:
+    """GMM-HMM: per state a mixture of `n_mix` Gaussians (diag or full covariances).
+
+    params {"log_weights": [K, M], "means": [K, M, D], "covariances": [K, M, D] or [K, M, D, D]}.
+    """
+
+    n_mix: int
+    covariance_type: str = "diag"
+    reg_covar: float = 1e-6
+
+    def _comp_log_lik(self, params, x):  # -> [T, K, M]
+        def per_state(means, cov):
+            pc = gmm.precision_cholesky(cov, self.covariance_type)
+            return gmm.log_gaussian(x, means, pc, self.covariance_type)  # [T, M]
+
+        lg = jax.vmap(per_state, out_axes=1)(params["means"], params["covariances"])
+        return lg + params["log_weights"][None]
+
+    def log_lik(self, params, x):
+        return jax.nn.logsumexp(self._comp_log_lik(params, x), axis=2)
+
+    def stats(self, params, x, gamma):
+        lc = self._comp_log_lik(params, x)  # [N, K, M]
+        r = gamma[:, :, None] * jax.nn.softmax(lc, axis=2)
+        ll = jnp.max(jax.nn.logsumexp(lc, 2), 1)
+
+        def per_state(rk, means):
+            shift = means if self.covariance_type in ("diag", "spherical") else jnp.mean(x[: min(x.shape[0], 4096)], 0)
+            return gmm.resp_stats(x, rk, shift, self.covariance_type, ll), shift
+
+        return jax.vmap(per_state, in_axes=(1, 0))(r, params["means"])
+
+    def m_step(self, params, stats_and_shift, prior=1.0):
+        stats, shift = stats_and_shift
+
+        def per_state(st, sh):
+            new, _ = gmm.m_step(st, sh, self.covariance_type, self.reg_covar)
+            return new
+
+        new = jax.vmap(per_state)(stats, shift)
+        # Mixture weights within a state: its components' shares of the state's responsibility.
+        nk = stats.nk
+        w = jnp.where(
+            nk.sum(1, keepdims=True) > 0,
+            nk / jnp.maximum(nk.sum(1, keepdims=True), 1e-30),
+            jnp.exp(params["log_weights"]),
+        )
+        return {"log_weights": jnp.log(w), "means": new.means, "covariances": new.covariances}
+
+    def sample(self, key, params, z):
+        k1, k2 = jax.random.split(key)
+        comp = jax.random.categorical(k1, params["log_weights"][z])
+        d = params["means"].shape[-1]
+        eps = jax.random.normal(k2, (z.shape[0], d), params["means"].dtype)
+        cov = params["covariances"][z, comp]
+        if self.covariance_type == "full":
+            noise = jnp.einsum("nde,ne->nd", jnp.linalg.cholesky(cov), eps)
+        elif self.covariance_type == "diag":
+            noise = eps * jnp.sqrt(cov)
+        else:
+            noise = eps * jnp.sqrt(cov)[:, None]
+        return params["means"][z, comp] + noise
+
+
+# ----------------------------------------------------------------------------- Baum-Welch
+
+
+class HMMParams(NamedTuple):
+    """log_start [K], log_trans [K, K], emission (a dict of arrays, see the emission classes)."""
+
+    log_start: jax.Array
+    log_trans: jax.Array
+    emission: Any
+
+
+class FitResult(NamedTuple):
+    """Baum-Welch result: params, total log-likelihood at the last E-step, history [n_iter], n_iter, converged."""
+
+    params: HMMParams
+    log_likelihood: jax.Array
+    history: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+
+
+def lengths_mask(lengths: jax.Array, t: int) -> jax.Array:
+    """[S] lengths -> [S, T] bool mask."""
+    return jnp.arange(t)[None, :] < jnp.asarray(lengths)[:, None]
+
+
+def pad_sequences(seqs: list, dtype=None) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged list of [T_s, ...] arrays -> (padded [S, T_max, ...], lengths [S])."""
+    lengths = np.array([len(s) for s in seqs])
+    first = np.asarray(seqs[0])
+    out = np.zeros((len(seqs), lengths.max()) + first.shape[1:], dtype or first.dtype)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out, lengths
+
+
+def posteriors(params: HMMParams, emission, x, lengths) -> Posterior:
+    """Forward-backward over a batch of padded sequences x [S, T, ...] with lengths [S] (vmapped)."""
+    mask = lengths_mask(lengths, x.shape[1])
+
+    def one(xs, m):
+        return smooth(params.log_start, params.log_trans, emission.log_lik(params.emission, xs), m)
+
+    return jax.vmap(one)(x, mask)
+
+
+def em_step(params: HMMParams, emission, x, lengths, start_prior=1.0, trans_prior=1.0, emission_prior=1.0):
+    """One Baum-Welch iteration over padded sequences; statistics are sums over sequences and steps,
+    so sharding x over devices gives the same result as one device.
+
+    Structural zeros (zero start/transition probabilities) stay zero: Dirichlet pseudo-counts are only
+    added where the probability is positive, and a state never visited keeps its previous row.
+
+    Returns:
+      (new params, total log-likelihood under the old params).
+    """
+    post = posteriors(params, emission, x, lengths)
+    allowed_s = jnp.isfinite(params.log_start)
+    allowed_t = jnp.isfinite(params.log_trans)
+    start_c = post.smoothed[:, 0].sum(0) + jnp.where(allowed_s, start_prior - 1.0, 0.0)
+    trans_c = post.trans_counts.sum(0) + jnp.where(allowed_t, trans_prior - 1.0, 0.0)
+    start = start_c / start_c.sum()
+    row = trans_c.sum(1, keepdims=True)
+    trans = jnp.where(row > 0, trans_c / jnp.where(row > 0, row, 1.0), jnp.exp(params.log_trans))
+    s, t = x.shape[:2]
+    flat_x = x.reshape((s * t,) + x.shape[2:])
+    gamma = post.smoothed.reshape(s * t, -1)
+    em = emission.m_step(params.emission, emission.stats(params.emission, flat_x, gamma), emission_prior)
+    with np.errstate(divide="ignore"):
+        new = HMMParams(jnp.log(start), jnp.log(trans), em)
+    return new, jnp.sum(post.log_likelihood)
+
+
+def validate(params: HMMParams, x: Any, lengths: Any) -> None:
+    """Check probabilities and shapes; raises UserError naming the argument."""
+    start = np.exp(np.asarray(params.log_start, np.float64))
+    trans = np.exp(np.asarray(params.log_trans, np.float64))
+    k = start.shape[0]
+    if trans.shape != (k, k):
+        raise UserError(f"log_trans must be [{k}, {k}], got {trans.shape}")
+    if abs(start.sum() - 1) > 1e-4:
+        raise UserError(f"start probabilities must sum to 1, got {start.sum():.6f}")
+    bad = np.abs(trans.sum(1) - 1) > 1e-4
+    if bad.any():
+        raise UserError(f"transition rows {np.flatnonzero(bad).tolist()} do not sum to 1")
+    x = np.asarray(x)
+    lengths = np.asarray(lengths)
+    if x.ndim < 2:
+        raise UserError(f"x must be padded sequences [S, T, ...], got shape {x.shape}")
+    if lengths.shape != (x.shape[0],):
+        raise UserError(f"lengths must have one entry per sequence ({x.shape[0]}), got shape {lengths.shape}")
+    if np.any(lengths < 1) or np.any(lengths > x.shape[1]):
+        raise UserError(f"lengths must be between 1 and the padded length {x.shape[1]}")
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x[lengths_mask(lengths, x.shape[1])])):
+        raise UserError("x contains NaN or infinite values")
+
+
+def fit(
+    params: HMMParams,
+    emission,
+    x,
+    lengths,
+    *,
+    n_iter: int = 100,
+    tol: float = 1e-2,
+    start_prior: float = 1.0,
+    trans_prior: float = 1.0,
+    emission_prior: float = 1.0,
+    check: bool = True,
+) -> FitResult:
+    """Baum-Welch to `tol` on the total log-likelihood (hmmlearn's rule) in one `lax.while_loop`.
+
+    Args:
+      params: initial HMMParams.
+      emission: Categorical | Gaussian | GaussianMixture.
+      x: padded sequences [S, T, ...]; lengths: [S].
+      n_iter: iterations at most; tol: stop when the log-likelihood gains less than this.
+      start_prior, trans_prior, emission_prior: Dirichlet concentrations (1 = maximum likelihood).
+    """
+    if check:
+        validate(params, x, lengths)
+    x = jnp.asarray(x)
+    lengths = jnp.asarray(lengths)
+    dtype = params.log_trans.dtype
+
+    def cond(c):
+        i, _, _, _, conv = c
+        return (i < n_iter) & ~conv
+
+    def body(c):
+        i, p, prev, hist, _ = c
+        new, ll = em_step(p, emission, x, lengths, start_prior, trans_prior, emission_prior)
+        return i + 1, new, ll, hist.at[i].set(ll), (ll - prev) < tol
+
+    run = jax.jit(
+        lambda p: jax.lax.while_loop(
+            cond, body, (0, p, jnp.asarray(-jnp.inf, dtype), jnp.full((n_iter,), jnp.nan, dtype), jnp.asarray(False))
+        )
+    )
+    i, p, ll, hist, conv = run(params)
+    return FitResult(p, ll, hist, i, conv)
+
+
+def sample(key, params: HMMParams, emission, t: int, n: int = 1):
+    """n sequences of length t: (x [n, t, ...], z [n, t])."""
+
+    def one(key):
+        kz, kx = jax.random.split(key)
+        keys = jax.random.split(kz, t)
+        z0 = jax.random.categorical(keys[0], params.log_start)
+
+        def step(z, k):
+            nz = jax.random.categorical(k, params.log_trans[z])
+            return nz, nz
+
+        _, zs = jax.lax.scan(step, z0, keys[1:])
+        z = jnp.concatenate([z0[None], zs])
+        return emission.sample(kx, params.emission, z), z
+
+    return jax.vmap(one)(jax.random.split(key, n))
+
+
+# ----------------------------------------------------------------------------- family interface (CLI)
+
+
+def _emission(cfg):
+    m = cfg.model
+    if m.emission == "gaussian":
+        return Gaussian(m.covariance_type, m.reg_covar)
+    if m.emission == "categorical":
+        return Categorical(m.n_symbols)
+    if m.emission == "gmm":
+        return GaussianMixture(m.n_mix, m.covariance_type, m.reg_covar)
+    raise UserError(f"model.emission must be gaussian, categorical or gmm, got {m.emission!r}")
+
+
+def _split(batch):
+    return batch["x"], batch["length"].astype(jnp.int32)
+
+
+def init(key, cfg, example_batch) -> TrainState:
+    """Initial parameters: uniform-ish random start/transitions, emissions from a GMM fit to the pooled data."""
+    k = cfg.model.n_states
+    em = _emission(cfg)
+    x, lengths = _split(example_batch)
+    x, lengths = jnp.asarray(x), jnp.asarray(lengths)
+    k1, k2 = jax.random.split(key)
+    trans = jnp.full((k, k), 1.0 / k) * 0.5 + 0.5 * jnp.eye(k)
+    start = jnp.full((k,), 1.0 / k)
+    flat = x.reshape((-1,) + x.shape[2:])
+    w = lengths_mask(lengths, x.shape[1]).reshape(-1)
+    if isinstance(em, Categorical):
+        probs = jax.random.dirichlet(k2, jnp.ones(em.n_symbols), (k,))
+        emission = {"log_probs": jnp.log(probs)}
+    else:
+        # k-means on the real steps (padding rows replaced by real ones so they cannot form a cluster).
+        idx = jnp.where(w, jnp.arange(w.shape[0]), jnp.argmax(w))
+        pts = flat[idx]
+        p = gmm.initialize(
+            k2, pts, k, "full" if isinstance(em, GaussianMixture) else em.covariance_type, "kmeans", em.reg_covar
+        )
+        if isinstance(em, GaussianMixture):
+            off = 0.1 * jax.random.normal(k1, (k, em.n_mix, pts.shape[1]))
+            cov = p.covariances if em.covariance_type == "full" else jnp.diagonal(p.covariances, axis1=1, axis2=2)
+            emission = {
+                "log_weights": jnp.full((k, em.n_mix), -math.log(em.n_mix)),
+                "means": p.means[:, None] + off * jnp.sqrt(jnp.mean(cov)),
+                "covariances": jnp.broadcast_to(cov[:, None], (k, em.n_mix) + cov.shape[1:]),
+            }
+        else:
+            emission = {"means": p.means, "covariances": p.covariances}
+    params = HMMParams(jnp.log(start), jnp.log(trans), emission)
+    return TrainState.create(params=params._asdict())
+
+
+def train_step(state, batch, key, cfg):
+    """One Baum-Welch iteration over the (sharded) batch of sequences."""
+    x, lengths = _split(batch)
+    p = HMMParams(**state.params)
+    new, ll = em_step(p, _emission(cfg), x, lengths, cfg.model.trans_prior, cfg.model.trans_prior)
+    steps = jnp.sum(lengths)
+    return state.replace(step=state.step + 1, params=new._asdict()), {
+        "loss": -ll / steps,
+        "loglik_per_step": ll / steps,
+    }
+
+
+def evaluate(state, batch, key, cfg):
+    """Per-sequence log-likelihood (nats) and per-step average."""
+    x, lengths = _split(batch)
+    lengths = jnp.maximum(lengths, 1)  # padded evaluation rows (mask 0) still need one step
+    post = posteriors(HMMParams(**state.params), _emission(cfg), x, lengths)
+    return {"loglik_nats": post.log_likelihood, "loglik_per_step": post.log_likelihood / lengths}
+
+
+def _family_sample(state, key, n, cfg):
+    x, _ = sample(key, HMMParams(**state.params), _emission(cfg), cfg.model.sample_length, n)
+    return x
+
+
+family = types.SimpleNamespace(init=init, train_step=train_step, evaluate=evaluate, sample=_family_sample)

@@ -1,0 +1,334 @@
+"""HMM known answers: brute-force enumeration, sequential = associative scan, hmmlearn from the same
+parameters, monotone Baum-Welch, recovery, structural zeros, sharding, long sequences, bad input."""
+
+import itertools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec
+
+from gm_jax.classical import hmm
+from gm_jax.core import parallel
+from gm_jax.core.errors import UserError
+
+
+def _rand_model(k, t, seed=0, zero=False):
+    rng = np.random.default_rng(seed)
+    start = rng.dirichlet(np.ones(k))
+    trans = rng.dirichlet(np.ones(k), k)
+    if zero:
+        trans[0, 1] = 0.0
+        trans /= trans.sum(1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.log(start), np.log(trans), rng.normal(0, 2, (t, k))
+
+
+def _brute(ls, lt, ll, length):
+    k = ls.shape[0]
+    tot, best, best_z = -np.inf, -np.inf, None
+    g = np.zeros((length, k))
+    xi = np.zeros((k, k))
+    paths = []
+    for z in itertools.product(range(k), repeat=length):
+        lp = ls[z[0]] + ll[0, z[0]] + sum(lt[z[t - 1], z[t]] + ll[t, z[t]] for t in range(1, length))
+        paths.append((z, lp))
+        tot = np.logaddexp(tot, lp)
+        if lp > best:
+            best, best_z = lp, z
+    for z, lp in paths:
+        p = np.exp(lp - tot)
+        for t in range(length):
+            g[t, z[t]] += p
+        for t in range(1, length):
+            xi[z[t - 1], z[t]] += p
+    return tot, g, xi, np.array(best_z), best
+
+
+@pytest.mark.parametrize("length", [5, 3])
+@pytest.mark.parametrize("zero", [False, True])
+def test_forward_backward_and_viterbi_match_brute_force(length, zero):
+    with jax.enable_x64(True):
+        ls, lt, ll = _rand_model(3, 5, seed=length, zero=zero)
+        mask = np.arange(5) < length
+        tot, g, xi, z, best = _brute(ls, lt, ll, length)
+        post = hmm.smooth(ls, lt, ll, mask)
+        assert float(post.log_likelihood) == pytest.approx(tot, rel=1e-12)
+        np.testing.assert_allclose(post.smoothed[:length], g, atol=1e-12)
+        np.testing.assert_array_equal(post.smoothed[length:], 0.0)
+        np.testing.assert_allclose(post.trans_counts, xi, atol=1e-12)
+        path, lp = hmm.viterbi(ls, lt, ll, mask)
+        np.testing.assert_array_equal(path[:length], z)
+        assert np.all(np.asarray(path[length:]) == -1)
+        assert float(lp) == pytest.approx(best, rel=1e-12)
+        pl, pf = hmm.parallel_filter(ls, lt, ll, mask)
+        ps_ll, ps = hmm.parallel_smooth(ls, lt, ll, mask)
+        assert float(pl) == pytest.approx(tot, rel=1e-12) and float(ps_ll) == pytest.approx(tot, rel=1e-12)
+        np.testing.assert_allclose(ps, post.smoothed, atol=1e-12)
+        np.testing.assert_allclose(pf[:length], post.filtered[:length], atol=1e-12)
+
+
+def test_parallel_equals_sequential_float32_longer():
+    ls, lt, ll = _rand_model(6, 300, seed=4)
+    ll = jnp.asarray(ll, jnp.float32)
+    mask = np.arange(300) < 260
+    post = hmm.smooth(jnp.asarray(ls, jnp.float32), jnp.asarray(lt, jnp.float32), ll, mask)
+    pl, ps = hmm.parallel_smooth(jnp.asarray(ls, jnp.float32), jnp.asarray(lt, jnp.float32), ll, mask)
+    assert float(pl) == pytest.approx(float(post.log_likelihood), rel=1e-5)
+    np.testing.assert_allclose(ps, post.smoothed, atol=2e-4)
+
+
+def test_long_sequence_stays_finite():
+    ls, lt, _ = _rand_model(4, 1, seed=1)
+    ll = jnp.asarray(np.random.default_rng(2).normal(-50.0, 10.0, (100_000, 4)), jnp.float32)  # p(x_t) ~ e^-50
+    post = jax.jit(hmm.smooth)(jnp.asarray(ls, jnp.float32), jnp.asarray(lt, jnp.float32), ll)
+    assert np.isfinite(float(post.log_likelihood)) and float(post.log_likelihood) < -4e6
+    assert np.all(np.isfinite(np.asarray(post.smoothed)))
+    np.testing.assert_allclose(np.asarray(post.smoothed).sum(1), 1.0, atol=1e-4)
+    path, lp = jax.jit(hmm.viterbi)(jnp.asarray(ls, jnp.float32), jnp.asarray(lt, jnp.float32), ll)
+    assert np.isfinite(float(lp)) and int(path.min()) >= 0
+
+
+def test_posterior_samples_follow_smoothed_marginals():
+    with jax.enable_x64(True):
+        ls, lt, ll = _rand_model(3, 6, seed=7)
+        mask = np.arange(6) < 5
+        post = hmm.smooth(ls, lt, ll, mask)
+        keys = jax.random.split(jax.random.key(0), 20000)
+        z = jax.vmap(lambda k: hmm.sample_posterior(k, ls, lt, ll, mask))(keys)
+        freq = np.stack([(np.asarray(z) == k).mean(0) for k in range(3)], 1)
+        np.testing.assert_allclose(freq[:5], post.smoothed[:5], atol=0.015)
+        assert np.all(np.asarray(z)[:, 5] == -1)
+
+
+# ------------------------------------------------------------------ hmmlearn parity
+
+
+def _gauss_params(k, d, cov_type, seed):
+    rng = np.random.default_rng(seed)
+    start = rng.dirichlet(np.ones(k) * 5)
+    trans = rng.dirichlet(np.ones(k) * 3, k) + np.eye(k) * 2
+    trans /= trans.sum(1, keepdims=True)
+    means = rng.normal(0, 3, (k, d))
+    a = rng.normal(0, 0.4, (k, d, d))
+    full = np.eye(d) + np.einsum("kij,klj->kil", a, a)
+    cov = {
+        "full": full,
+        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
+        "spherical": full.trace(axis1=1, axis2=2) / d,
+        "tied": full.mean(0),
+    }[cov_type]
+    return start, trans, means, cov
+
+
+def _ragged_gaussian(k, d, cov_type, seed, lengths=(40, 25, 33)):
+    start, trans, means, cov = _gauss_params(k, d, cov_type, seed)
+    em = hmm.Gaussian(cov_type, reg_covar=1e-12)
+    params = hmm.HMMParams(
+        jnp.log(start), jnp.log(trans), {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)}
+    )
+    seqs = [np.asarray(hmm.sample(jax.random.key(seed + i), params, em, n)[0][0]) for i, n in enumerate(lengths)]
+    return seqs, (start, trans, means, cov)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag", "spherical", "tied"])
+@pytest.mark.parametrize("n_iter", [1, 20])
+def test_gaussian_hmm_matches_hmmlearn(cov_type, n_iter):
+    from hmmlearn.hmm import GaussianHMM
+
+    with jax.enable_x64(True):
+        seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, cov_type, seed=3, lengths=(90, 60, 75))
+        other = _gauss_params(3, 2, cov_type, seed=11)
+        init = (other[0], other[1], means + 0.7, cov * 1.5)  # start EM away from the truth
+        ref = GaussianHMM(
+            3,
+            covariance_type=cov_type,
+            n_iter=n_iter,
+            tol=-1e300,
+            init_params="",
+            params="stmc",
+            covars_prior=0.0,
+            implementation="scaling",
+        )
+        ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = init
+        x_cat, lengths = np.concatenate(seqs), [len(s) for s in seqs]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref.fit(x_cat, lengths)
+        em = hmm.Gaussian(cov_type, reg_covar=1e-12)
+        p0 = hmm.HMMParams(
+            jnp.log(init[0]), jnp.log(init[1]), {"means": jnp.asarray(init[2]), "covariances": jnp.asarray(init[3])}
+        )
+        xp, lp = hmm.pad_sequences(seqs)
+        r = hmm.fit(p0, em, xp, lp, n_iter=n_iter, tol=-np.inf)
+        assert int(r.n_iter) == n_iter
+        np.testing.assert_allclose(np.exp(r.params.log_start), ref.startprob_, atol=1e-8)
+        np.testing.assert_allclose(np.exp(r.params.log_trans), ref.transmat_, atol=1e-8)
+        np.testing.assert_allclose(r.params.emission["means"], ref.means_, rtol=1e-7, atol=1e-8)
+        ref_cov = ref._covars_[:, 0] if cov_type == "spherical" else ref._covars_  # hmmlearn keeps [K, D] there
+        np.testing.assert_allclose(r.params.emission["covariances"], ref_cov, rtol=1e-6, atol=1e-8)
+        # Posteriors, log-likelihood and Viterbi under the fitted parameters.
+        post = hmm.posteriors(r.params, em, jnp.asarray(xp), jnp.asarray(lp))
+        assert float(post.log_likelihood.sum()) == pytest.approx(ref.score(x_cat, lengths), rel=1e-9)
+        mask = np.asarray(hmm.lengths_mask(lp, xp.shape[1]))
+        np.testing.assert_allclose(np.asarray(post.smoothed)[mask], ref.predict_proba(x_cat, lengths), atol=1e-8)
+        paths = jax.vmap(
+            lambda xs, m: hmm.viterbi(r.params.log_start, r.params.log_trans, em.log_lik(r.params.emission, xs), m)[0]
+        )(jnp.asarray(xp), mask)
+        np.testing.assert_array_equal(np.asarray(paths)[mask], ref.predict(x_cat, lengths))
+
+
+def test_categorical_hmm_matches_hmmlearn():
+    from hmmlearn.hmm import CategoricalHMM
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(5)
+        k, m = 3, 4
+        start, trans = rng.dirichlet(np.ones(k)), rng.dirichlet(np.ones(k) * 2, k)
+        probs = rng.dirichlet(np.ones(m), k)
+        em = hmm.Categorical(m)
+        truth = hmm.HMMParams(jnp.log(start), jnp.log(trans), {"log_probs": jnp.log(probs)})
+        seqs = [np.asarray(hmm.sample(jax.random.key(i), truth, em, n)[0][0]) for i, n in enumerate([30, 50, 12])]
+        i_start, i_trans, i_probs = (
+            rng.dirichlet(np.ones(k)),
+            rng.dirichlet(np.ones(k), k),
+            rng.dirichlet(np.ones(m), k),
+        )
+        ref = CategoricalHMM(k, n_features=m, n_iter=10, tol=-1e300, init_params="", params="ste")
+        ref.startprob_, ref.transmat_, ref.emissionprob_ = i_start, i_trans, i_probs
+        x_cat, lengths = np.concatenate(seqs)[:, None], [len(s) for s in seqs]
+        ref.fit(x_cat, lengths)
+        xp, lp = hmm.pad_sequences(seqs)
+        p0 = hmm.HMMParams(jnp.log(i_start), jnp.log(i_trans), {"log_probs": jnp.log(i_probs)})
+        r = hmm.fit(p0, em, xp, lp, n_iter=10, tol=-np.inf)
+        np.testing.assert_allclose(np.exp(r.params.log_trans), ref.transmat_, atol=1e-9)
+        np.testing.assert_allclose(np.exp(r.params.emission["log_probs"]), ref.emissionprob_, atol=1e-9)
+        assert float(r.history[-1]) == pytest.approx(ref.monitor_.history[-1], rel=1e-9)
+
+
+# ------------------------------------------------------------------ Baum-Welch properties
+
+
+@pytest.mark.parametrize("emission", ["gaussian", "gmm", "categorical"])
+def test_log_likelihood_never_decreases(emission):
+    with jax.enable_x64(True):
+        if emission == "categorical":
+            em = hmm.Categorical(5)
+            rng = np.random.default_rng(0)
+            seqs = [rng.integers(0, 5, n) for n in (60, 45, 70)]
+            p0 = hmm.HMMParams(
+                jnp.log(jnp.ones(3) / 3),
+                jnp.log(jnp.asarray(rng.dirichlet(np.ones(3), 3))),
+                {"log_probs": jnp.log(jnp.asarray(rng.dirichlet(np.ones(5), 3)))},
+            )
+        else:
+            seqs, _ = _ragged_gaussian(3, 2, "diag", seed=8, lengths=(80, 50, 65))
+            start, trans, means, cov = _gauss_params(3, 2, "diag", seed=21)
+            if emission == "gaussian":
+                em = hmm.Gaussian("diag")
+                emp = {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)}
+            else:
+                em = hmm.GaussianMixture(2, "diag")
+                emp = {
+                    "log_weights": jnp.log(jnp.full((3, 2), 0.5)),
+                    "means": jnp.asarray(means)[:, None] + jnp.asarray([[-0.5], [0.5]]),
+                    "covariances": jnp.broadcast_to(jnp.asarray(cov)[:, None], (3, 2, 2)),
+                }
+            p0 = hmm.HMMParams(jnp.log(jnp.asarray(start)), jnp.log(jnp.asarray(trans)), emp)
+        xp, lp = hmm.pad_sequences(seqs)
+        r = hmm.fit(p0, em, xp, lp, n_iter=25, tol=-np.inf)
+        h = np.asarray(r.history)
+        assert np.all(np.isfinite(h)) and np.all(np.diff(h) >= -1e-8 * np.abs(h[1:])), np.diff(h)
+
+
+def test_recovers_parameters_up_to_permutation():
+    k = 3
+    start = np.array([0.6, 0.3, 0.1])
+    trans = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]])
+    means = np.array([[-4.0, 0.0], [0.0, 4.0], [4.0, 0.0]])
+    cov = np.stack([np.eye(2) * 0.5] * k)
+    em = hmm.Gaussian("full")
+    truth = hmm.HMMParams(
+        jnp.log(jnp.asarray(start, jnp.float32)),
+        jnp.log(jnp.asarray(trans, jnp.float32)),
+        {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
+    )
+    x, _ = hmm.sample(jax.random.key(0), truth, em, 400, n=30)
+    p0 = hmm.HMMParams(
+        jnp.log(jnp.ones(k) / k),
+        jnp.log(jnp.full((k, k), 1.0 / k)),
+        {
+            "means": jnp.asarray(means * 0.5 + 0.7, jnp.float32),
+            "covariances": jnp.asarray(np.stack([np.eye(2)] * k), jnp.float32),
+        },
+    )
+    r = hmm.fit(p0, em, x, np.full(30, 400), n_iter=100, tol=1e-3)
+    assert bool(r.converged)
+    order = np.argsort(np.asarray(r.params.emission["means"])[:, 0])
+    np.testing.assert_allclose(np.asarray(r.params.emission["means"])[order], means, atol=0.08)
+    np.testing.assert_allclose(np.exp(np.asarray(r.params.log_trans))[np.ix_(order, order)], trans, atol=0.03)
+
+
+def test_structural_zeros_stay_zero_with_dirichlet_prior():
+    seqs, _ = _ragged_gaussian(3, 2, "diag", seed=4, lengths=(50, 40))
+    start, trans, means, cov = _gauss_params(3, 2, "diag", seed=5)
+    trans = trans.copy()
+    trans[0, 2] = trans[2, 1] = 0.0  # left-to-right-like constraints
+    trans /= trans.sum(1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        p0 = hmm.HMMParams(
+            jnp.log(jnp.asarray(start, jnp.float32)),
+            jnp.log(jnp.asarray(trans, jnp.float32)),
+            {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
+        )
+    xp, lp = hmm.pad_sequences(seqs, np.float32)
+    r = hmm.fit(p0, hmm.Gaussian("diag"), xp, lp, n_iter=10, tol=-np.inf, trans_prior=2.0)
+    t = np.exp(np.asarray(r.params.log_trans))
+    assert t[0, 2] == 0.0 and t[2, 1] == 0.0
+    np.testing.assert_allclose(t.sum(1), 1.0, atol=1e-6)
+    assert np.all(np.isfinite(np.asarray(r.history)))
+
+
+def test_sharded_over_eight_devices_equals_one_device():
+    seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, "full", seed=6, lengths=tuple(range(20, 60, 5)))
+    xp, lp = hmm.pad_sequences(seqs, np.float32)
+    p = hmm.HMMParams(
+        jnp.log(jnp.asarray(start, jnp.float32)),
+        jnp.log(jnp.asarray(trans, jnp.float32)),
+        {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
+    )
+    em = hmm.Gaussian("full")
+    step = jax.jit(lambda x, n, p: hmm.em_step(p, em, x, n))
+    mesh = parallel.make_mesh()
+    sh = NamedSharding(mesh, PartitionSpec("data"))
+    a = step(jax.device_put(xp, sh), jax.device_put(lp, sh), p)
+    dev = jax.devices()[0]
+    b = step(jax.device_put(xp, dev), jax.device_put(lp, dev), jax.device_put(p, dev))
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=5e-5)  # float32 sum order
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (lambda p, x, n: (p._replace(log_trans=p.log_trans + 0.1), x, n), "transition rows"),
+        (lambda p, x, n: (p._replace(log_start=p.log_start + 0.1), x, n), "start probabilities"),
+        (lambda p, x, n: (p, x, n[:-1]), "one entry per sequence"),
+        (lambda p, x, n: (p, x, n + 100), "between 1 and the padded length"),
+        (lambda p, x, n: (p, x.at[0, 0, 0].set(jnp.nan), n), "NaN"),
+        (lambda p, x, n: (p, x[0, :, 0], n), "padded sequences"),
+    ],
+)
+def test_bad_input_names_the_argument(change, match):
+    seqs, (start, trans, means, cov) = _ragged_gaussian(2, 2, "diag", seed=1, lengths=(10, 8))
+    xp, lp = hmm.pad_sequences(seqs, np.float32)
+    p = hmm.HMMParams(
+        jnp.log(jnp.asarray(start)),
+        jnp.log(jnp.asarray(trans)),
+        {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)},
+    )
+    p, x, n = change(p, jnp.asarray(xp), np.asarray(lp))
+    with pytest.raises(UserError, match=match):
+        hmm.fit(p, hmm.Gaussian("diag"), x, n, n_iter=2)

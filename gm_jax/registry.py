@@ -17,6 +17,7 @@ class ModelSpec(NamedTuple):
 
 REGISTRY: dict[str, ModelSpec] = {
     "gmm": ModelSpec("gm_jax.classical.gmm:family", "experiments.configs.gmm"),
+    "hmm": ModelSpec("gm_jax.classical.hmm:family", "experiments.configs.hmm"),
     "vae": ModelSpec("gm_jax.models.vae", "experiments.configs.vae"),
 }
 

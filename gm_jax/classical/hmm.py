@@ -508,8 +508,8 @@ def init(key, cfg, example_batch) -> TrainState:
     x, lengths = _split(example_batch)
     x, lengths = jnp.asarray(x), jnp.asarray(lengths)
     k1, k2 = jax.random.split(key)
-    trans = jnp.full((k, k), 1.0 / k) * 0.5 + 0.5 * jnp.eye(k)
-    start = jnp.full((k,), 1.0 / k)
+    trans = jnp.full((k, k), 1.0 / k, jnp.float32) * 0.5 + 0.5 * jnp.eye(k, dtype=jnp.float32)
+    start = jnp.full((k,), 1.0 / k, jnp.float32)
     flat = x.reshape((-1,) + x.shape[2:])
     w = lengths_mask(lengths, x.shape[1]).reshape(-1)
     if isinstance(em, Categorical):

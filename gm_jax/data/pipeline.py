@@ -53,13 +53,14 @@ class DataPipeline:
         return out
 
     def train_batch(self, step: int) -> dict:
-        """{"x": float32 [B, *shape]} for `step`, transformed (binarised if configured)."""
-        x = self.source.train.get(self.train_indices(step))
+        """{"x": float32 [B, *shape], ...} for `step`, transformed (binarised if configured)."""
+        batch = _as_dict(self.source.train.get(self.train_indices(step)))
+        x = batch["x"]
         if self.binarize == "dynamic":
             x = np.random.default_rng([self.seed, 1, step]).random(x.shape, dtype=np.float32) < x
         elif self.binarize == "static":
             x = self._static(x, self.train_indices(step), 2)
-        return {"x": x.astype(np.float32)}
+        return {**batch, "x": x.astype(np.float32)}
 
     def _static(self, x: np.ndarray, idx: np.ndarray, tag: int) -> np.ndarray:
         # One fixed Bernoulli draw per example: seeded by (seed, split tag, example index).
@@ -77,16 +78,20 @@ class DataPipeline:
         n = self.source.test.size if max_examples < 0 else min(max_examples, self.source.test.size)
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(start + batch_size, n))
-            x = self.source.test.get(idx)
+            batch = _as_dict(self.source.test.get(idx))
+            x = batch["x"]
             if self.binarize != "none":
                 x = self._static(x, idx, 3)
-            x = x.astype(np.float32)
-            mask = np.ones(len(idx), np.float32)
+            batch["x"] = x.astype(np.float32)
+            batch["mask"] = np.ones(len(idx), np.float32)
             pad = batch_size - len(idx)
             if pad:
-                x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-                mask = np.concatenate([mask, np.zeros(pad, np.float32)])
-            yield {"x": x, "mask": mask}
+                batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) for k, v in batch.items()}
+            yield batch
+
+
+def _as_dict(got) -> dict:
+    return dict(got) if isinstance(got, dict) else {"x": got}
 
 
 def load(data_cfg: ml_collections.ConfigDict, batch_size: int, seed: int) -> DataPipeline:

@@ -16,7 +16,8 @@ from gm_jax.core.errors import UserError
 
 
 class ArraySplit(NamedTuple):
-    """One split: `get(indices) -> float32 [len(indices), *shape]` and its size."""
+    """One split: `get(indices)` -> float32 [len(indices), *shape], or a dict of arrays with the
+    examples under "x" (e.g. sequences with their "length"); `shape` is that of one "x"."""
 
     get: Callable[[np.ndarray], np.ndarray]
     size: int
@@ -113,7 +114,44 @@ def gmm2d(n: int = 3000, test_size: int = 600) -> Source:
     return Source(_in_memory(x[:-test_size]), _in_memory(x[-test_size:]), "points", "gmm2d")
 
 
-EMBEDDED: dict[str, Callable[[], Source]] = {"digits": digits, "gmm2d": gmm2d}
+# Known parameters of the HMM behind "hmm_seq": start, transitions, Gaussian means, covariances.
+HMM_TRUE = (
+    np.array([0.6, 0.3, 0.1]),
+    np.array([[0.90, 0.07, 0.03], [0.05, 0.85, 0.10], [0.10, 0.10, 0.80]]),
+    np.array([[-3.0, 0.0], [0.0, 3.0], [3.0, -1.0]]),
+    np.array([[[1.0, 0.3], [0.3, 0.6]], [[0.5, 0.0], [0.0, 0.5]], [[0.8, -0.2], [-0.2, 0.9]]]),
+)
+
+
+def hmm_sequences(n: int = 240, test_size: int = 48, min_len: int = 50, max_len: int = 150) -> Source:
+    """Sequences of ragged length sampled from the known Gaussian HMM `HMM_TRUE` (seed 0).
+
+    Each example is {"x": [max_len, 2] zero-padded, "length": int}.
+    """
+    start, trans, means, cov = HMM_TRUE
+    rng = np.random.default_rng(0)
+    chol = np.linalg.cholesky(cov)
+    x = np.zeros((n, max_len, 2), np.float32)
+    lengths = rng.integers(min_len, max_len + 1, n).astype(np.int32)
+    for i in range(n):
+        z = rng.choice(3, p=start)
+        for t in range(lengths[i]):
+            if t:
+                z = rng.choice(3, p=trans[z])
+            x[i, t] = means[z] + chol[z] @ rng.standard_normal(2)
+
+    def split(sl):
+        xs, ls = x[sl], lengths[sl]
+        return ArraySplit(
+            get=lambda idx: {"x": xs[np.asarray(idx)], "length": ls[np.asarray(idx)]},
+            size=xs.shape[0],
+            shape=tuple(xs.shape[1:]),
+        )
+
+    return Source(split(slice(0, n - test_size)), split(slice(n - test_size, n)), "sequence", "hmm_seq")
+
+
+EMBEDDED: dict[str, Callable[[], Source]] = {"digits": digits, "gmm2d": gmm2d, "hmm_seq": hmm_sequences}
 
 
 def get_source(name: str, data_dir: str | None = None) -> Source:

@@ -53,6 +53,14 @@ def _mask(log_lik, mask):
     return jnp.ones(log_lik.shape[:1], bool) if mask is None else jnp.asarray(mask, bool)
 
 
+def _scaled_emissions(log_lik, mask):
+    """exp(log_lik - max_t) and max_t per step; padded steps get b = 1, so the forward pass only
+    propagates through them (normaliser exactly the row sum of A, i.e. 1) and beta stays 1 there."""
+    log_lik = jnp.where(mask[:, None], log_lik, 0.0)
+    m = jnp.max(log_lik, axis=1)
+    return jnp.exp(log_lik - m[:, None]), m
+
+
 def forward_filter(log_start, log_trans, log_lik, mask=None):
     """Normalised forward pass.
 
@@ -63,43 +71,41 @@ def forward_filter(log_start, log_trans, log_lik, mask=None):
       mask: [T] bool, True on real steps (padding at the end); step 0 must be real.
     Returns:
       (log_likelihood, filtered [T, K], scale [T]) where scale_t is the step's normaliser in
-      max-shifted units (used by the backward pass).
+      max-shifted units (used by the backward pass). On padded steps `filtered` holds predictions.
     """
     mask = _mask(log_lik, mask)
-    m = jnp.max(log_lik, axis=1)
-    b = jnp.exp(log_lik - m[:, None])
+    b, m = _scaled_emissions(log_lik, mask)
     a_mat = jnp.exp(log_trans)
     a0 = jnp.exp(log_start) * b[0]
     c0 = a0.sum()
 
-    def step(alpha, inp):
-        b_t, m_t, k = inp
+    def step(alpha, b_t):
         a = (alpha @ a_mat) * b_t
         c = a.sum()
-        new = jnp.where(k, a / c, alpha)
-        return new, (new, jnp.where(k, c, 1.0), jnp.where(k, jnp.log(c) + m_t, 0.0))
+        return a / c, (a / c, c)
 
-    _, (alphas, cs, logcs) = jax.lax.scan(step, a0 / c0, (b[1:], m[1:], mask[1:]))
+    # The body has no masks or logs: few kernels per step, which is what a CPU scan pays for.
+    _, (alphas, cs) = jax.lax.scan(step, a0 / c0, b[1:], unroll=4)
     filtered = jnp.concatenate([(a0 / c0)[None], alphas])
     scale = jnp.concatenate([c0[None], cs])
-    return jnp.log(c0) + m[0] + jnp.sum(logcs), filtered, scale
+    ll = jnp.sum(jnp.where(mask, jnp.log(scale) + m, 0.0))
+    return ll, filtered, scale
 
 
 def smooth(log_start, log_trans, log_lik, mask=None) -> Posterior:
     """Forward-backward: smoothed marginals and expected transition counts (see `Posterior`)."""
     mask = _mask(log_lik, mask)
     ll, filtered, scale = forward_filter(log_start, log_trans, log_lik, mask)
-    b = jnp.exp(log_lik - jnp.max(log_lik, axis=1, keepdims=True))
+    b, _ = _scaled_emissions(log_lik, mask)
     a_mat = jnp.exp(log_trans)
-    k = log_lik.shape[1]
-    ones = jnp.ones((k,), log_lik.dtype)
+    ones = jnp.ones(log_lik.shape[1:], log_lik.dtype)
 
     def step(beta_next, inp):
-        b1, c1, k1 = inp
-        beta = jnp.where(k1, a_mat @ (b1 * beta_next) / c1, ones)
+        b1, c1 = inp
+        beta = a_mat @ (b1 * beta_next) / c1
         return beta, beta
 
-    _, betas = jax.lax.scan(step, ones, (b[1:], scale[1:], mask[1:]), reverse=True)
+    _, betas = jax.lax.scan(step, ones, (b[1:], scale[1:]), reverse=True, unroll=4)
     betas = jnp.concatenate([betas, ones[None]])
     g = filtered * betas
     g = g / g.sum(1, keepdims=True)

@@ -7,8 +7,9 @@ Default data: 3000 points from a known 3-component 2-D mixture (`gm_jax.data.sou
 2400 to fit (the batch is the whole training set, so each step is exact EM), 600 held out.
 Full covariances, k-means initialisation, reg_covar 1e-6.
 
-Expected (measured with the launch command above, seed 0): see README's results table; the test
-log-likelihood of the true parameters on the same 600 points is the reference.
+Expected (measured with the launch command above, seed 0, 50 EM iterations, a few seconds on 2 CPU
+cores): held-out log-likelihood -3.473 nats per point; the generating parameters score -3.474 on
+the same 600 points (tests/test_classical_runs.py checks the two agree within 0.02).
 """
 
 import ml_collections

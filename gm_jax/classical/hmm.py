@@ -273,6 +273,10 @@ class GaussianMixture:
     covariance_type: str = "diag"
     reg_covar: float = 1e-6
 
+    def __post_init__(self):
+        if self.covariance_type not in ("diag", "full", "spherical"):
+            raise UserError(f"GMM-HMM covariance_type must be diag, full or spherical, got {self.covariance_type!r}")
+
     def _comp_log_lik(self, params, x):  # -> [T, K, M]
         def per_state(means, cov):
             pc = gmm.precision_cholesky(cov, self.covariance_type)

@@ -14,33 +14,10 @@ the same 600 points (tests/test_classical_runs.py checks the two agree within 0.
 
 import ml_collections
 
+from experiments.configs.em_base import em_config
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: arg: None for the default run, "smoke" for a 3-iteration run."""
-    cfg = ml_collections.ConfigDict()
-    cfg.model_name = "gmm"
-    cfg.seed = 0
-    cfg.model = ml_collections.ConfigDict(
-        dict(n_components=3, covariance_type="full", reg_covar=1e-6, init_params="kmeans", chunk_size=0)
-    )
-    cfg.optim = ml_collections.ConfigDict(dict(name="none"))
-    cfg.data = ml_collections.ConfigDict(dict(name="gmm2d", data_dir="", binarize="none"))
-    cfg.train = ml_collections.ConfigDict(
-        dict(
-            num_steps=50,
-            batch_size=2400,
-            log_every=5,
-            eval_every=0,
-            ckpt_every=25,
-            sample_every=0,
-            num_samples=500,
-            max_to_keep=3,
-            init_from="",
-        )
-    )
-    cfg.eval = ml_collections.ConfigDict(dict(batch_size=600, num_examples=-1))
-    if arg == "smoke":
-        cfg.train.update(num_steps=3, log_every=1, ckpt_every=2)
-    elif arg:
-        raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
-    return cfg
+    model = dict(n_components=3, covariance_type="full", reg_covar=1e-6, init_params="kmeans", chunk_size=0)
+    return em_config(arg, "gmm", model, "gmm2d", n_train=2400, n_test=600, num_steps=50, num_samples=500)

@@ -15,42 +15,19 @@ parameters score -2.917 per step (tests/test_classical_runs.py checks agreement 
 
 import ml_collections
 
+from experiments.configs.em_base import em_config
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: arg: None for the default run, "smoke" for a 3-iteration run."""
-    cfg = ml_collections.ConfigDict()
-    cfg.model_name = "hmm"
-    cfg.seed = 0
-    cfg.model = ml_collections.ConfigDict(
-        dict(
-            n_states=3,
-            emission="gaussian",
-            covariance_type="full",
-            reg_covar=1e-6,
-            n_symbols=0,
-            n_mix=1,
-            trans_prior=1.0,
-            sample_length=150,
-        )
+    model = dict(
+        n_states=3,
+        emission="gaussian",
+        covariance_type="full",
+        reg_covar=1e-6,
+        n_symbols=0,
+        n_mix=1,
+        trans_prior=1.0,
+        sample_length=150,
     )
-    cfg.optim = ml_collections.ConfigDict(dict(name="none"))
-    cfg.data = ml_collections.ConfigDict(dict(name="hmm_seq", data_dir="", binarize="none"))
-    cfg.train = ml_collections.ConfigDict(
-        dict(
-            num_steps=40,
-            batch_size=192,
-            log_every=5,
-            eval_every=0,
-            ckpt_every=20,
-            sample_every=0,
-            num_samples=8,
-            max_to_keep=3,
-            init_from="",
-        )
-    )
-    cfg.eval = ml_collections.ConfigDict(dict(batch_size=48, num_examples=-1))
-    if arg == "smoke":
-        cfg.train.update(num_steps=3, log_every=1, ckpt_every=2)
-    elif arg:
-        raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
-    return cfg
+    return em_config(arg, "hmm", model, "hmm_seq", n_train=192, n_test=48, num_steps=40, num_samples=8)

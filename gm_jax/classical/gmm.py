@@ -178,7 +178,8 @@ def _combine_stats(a: Stats, b: Stats) -> Stats:
 def _packed_outer(x: jax.Array) -> jax.Array:
     """Upper triangle of x_n x_n^T per row, packed. [N, D] -> [N, D(D+1)/2]"""
     d = x.shape[-1]
-    # Static slices in np.triu_indices order (row i: columns i..D-1); XLA fuses these, unlike a gather.
+    # Static slices in np.triu_indices order (row i: columns i..D-1); inside the EM loop this measured
+    # faster than the equivalent gather.
     return jnp.concatenate([x[:, i : i + 1] * x[:, i:] for i in range(d)], axis=1)
 
 

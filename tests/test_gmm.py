@@ -14,6 +14,7 @@ from gm_jax.classical import gmm
 from gm_jax.core import parallel
 from gm_jax.core.errors import UserError
 from gm_jax.data.sources import GMM2D_TRUE
+from tests.helpers import random_covariances
 
 COV_TYPES = gmm.COVARIANCE_TYPES
 
@@ -30,15 +31,7 @@ def _init_params(x, k, cov_type, seed=1):
     d = x.shape[1]
     means = x[rng.choice(len(x), k, replace=False)]
     weights = np.full(k, 1.0 / k)
-    a = rng.normal(0, 0.3, (k, d, d))
-    full = np.eye(d) * 2 + np.einsum("kij,klj->kil", a, a)
-    cov = {
-        "full": full,
-        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
-        "spherical": full.trace(axis1=1, axis2=2) / d,
-        "tied": full.mean(0),
-    }[cov_type]
-    return weights, means, cov
+    return weights, means, random_covariances(rng, k, d, cov_type, base=2.0, spread=0.3)
 
 
 def _precisions(cov, cov_type):

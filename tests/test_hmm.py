@@ -13,6 +13,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from gm_jax.classical import hmm
 from gm_jax.core import parallel
 from gm_jax.core.errors import UserError
+from tests.helpers import random_covariances
 
 
 def _rand_model(k, t, seed=0, zero=False):
@@ -112,15 +113,7 @@ def _gauss_params(k, d, cov_type, seed):
     trans = rng.dirichlet(np.ones(k) * 3, k) + np.eye(k) * 2
     trans /= trans.sum(1, keepdims=True)
     means = rng.normal(0, 3, (k, d))
-    a = rng.normal(0, 0.4, (k, d, d))
-    full = np.eye(d) + np.einsum("kij,klj->kil", a, a)
-    cov = {
-        "full": full,
-        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
-        "spherical": full.trace(axis1=1, axis2=2) / d,
-        "tied": full.mean(0),
-    }[cov_type]
-    return start, trans, means, cov
+    return start, trans, means, random_covariances(rng, k, d, cov_type, base=1.0, spread=0.4)
 
 
 def _ragged_gaussian(k, d, cov_type, seed, lengths=(40, 25, 33)):

@@ -74,6 +74,11 @@ def test_good_run_prints_progress_and_summary(finished_run):
         ([SMOKE, "--mode=bogus"], ["mode"]),
         ([SMOKE, "stray"], ["unexpected arguments"]),
         ([SMOKE, "--mode=eval"], ["no run to eval"]),
+        (["--model=gmm", "--config.model.n_components=5000"], ["larger than the batch"]),
+        (["--model=gmm", "--config.model.reg_covar=0"], ["reg_covar must be positive"]),
+        (["--model=gmm", "--config.model.init_params=magic"], ["init_params"]),
+        (["--model=hmm", "--config.model.n_states=0"], ["n_states must be a positive integer"]),
+        (["--model=hmm", "--config.model.emission=poisson"], ["model.emission"]),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, needles):

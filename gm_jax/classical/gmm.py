@@ -651,6 +651,10 @@ def _opts(cfg) -> dict:
         raise UserError(f"unknown gmm model config keys: {sorted(unknown)}")
     if m.covariance_type not in COVARIANCE_TYPES:
         raise UserError(f"model.covariance_type must be one of {COVARIANCE_TYPES}")
+    if m.init_params not in INIT_METHODS:
+        raise UserError(f"model.init_params must be one of {INIT_METHODS}, got {m.init_params!r}")
+    if not isinstance(m.n_components, int) or m.n_components < 1:
+        raise UserError(f"model.n_components must be a positive integer, got {m.n_components!r}")
     if not m.reg_covar > 0:
         raise UserError(f"model.reg_covar must be positive, got {m.reg_covar}")
     return dict(m)

@@ -498,6 +498,17 @@ def sample(key, params: HMMParams, emission, t: int, n: int = 1):
 
 def _emission(cfg):
     m = cfg.model
+    if not isinstance(m.n_states, int) or m.n_states < 1:
+        raise UserError(f"model.n_states must be a positive integer, got {m.n_states!r}")
+    if m.emission in ("gaussian", "gmm"):
+        if m.covariance_type not in gmm.COVARIANCE_TYPES:
+            raise UserError(f"model.covariance_type must be one of {gmm.COVARIANCE_TYPES}, got {m.covariance_type!r}")
+        if not m.reg_covar > 0:
+            raise UserError(f"model.reg_covar must be positive, got {m.reg_covar}")
+    if m.emission == "categorical" and (not isinstance(m.n_symbols, int) or m.n_symbols < 1):
+        raise UserError(f"model.n_symbols must be a positive integer for categorical emissions, got {m.n_symbols!r}")
+    if m.emission == "gmm" and (not isinstance(m.n_mix, int) or m.n_mix < 1):
+        raise UserError(f"model.n_mix must be a positive integer, got {m.n_mix!r}")
     if m.emission == "gaussian":
         return Gaussian(m.covariance_type, m.reg_covar)
     if m.emission == "categorical":

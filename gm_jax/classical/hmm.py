@@ -155,13 +155,13 @@ def sample_posterior(key, log_start, log_trans, log_lik, mask=None):
     z_last = jax.random.categorical(keys[-1], jnp.log(filtered[last_idx]))
 
     def step(z_next, inp):
-        f_t, key_t, is_after_last, idx = inp
+        f_t, key_t, idx = inp
         p = f_t * a_mat[:, z_next]
         z = jax.random.categorical(key_t, jnp.log(p / p.sum()))
         z = jnp.where(idx >= last_idx, z_last, z)
         return z, z
 
-    _, path = jax.lax.scan(step, z_last, (filtered[:-1], keys[:-1], mask[1:], jnp.arange(t - 1)), reverse=True)
+    _, path = jax.lax.scan(step, z_last, (filtered[:-1], keys[:-1], jnp.arange(t - 1)), reverse=True)
     path = jnp.concatenate([path, z_last[None]]).astype(jnp.int32)
     return jnp.where(mask, path, -1)
 
@@ -294,7 +294,7 @@ class GaussianMixture:
         ll = jnp.max(jax.nn.logsumexp(lc, 2), 1)
 
         def per_state(rk, means):
-            shift = means if self.covariance_type in ("diag", "spherical") else jnp.mean(x[: min(x.shape[0], 4096)], 0)
+            shift = gmm._shift(x, gmm.GMMParams(None, means, None), self.covariance_type)
             return gmm.resp_stats(x, rk, shift, self.covariance_type, ll), shift
 
         return jax.vmap(per_state, in_axes=(1, 0))(r, params["means"])

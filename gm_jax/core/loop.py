@@ -138,10 +138,6 @@ def _scalar(x: Any) -> float:
     return float(np.asarray(x))
 
 
-def _as_host_images(x: Any) -> np.ndarray:
-    return np.asarray(parallel.to_host(x))
-
-
 class _Run:
     """One call of `train`: holds the compiled functions and the run's keys."""
 
@@ -157,6 +153,7 @@ class _Run:
         self.data_seed = _host_seed(data_key)
         self.writer = Writer(workdir, enabled=jax.process_index() == 0)
         self._eval_fns: dict[int, Any] = {}
+        self._sample_fns: tuple | None = None
 
     def evaluate(self, state, data, eval_cfg) -> dict:
         bs = int(eval_cfg.get("eval", {}).get("batch_size", self.cfg.train.batch_size))
@@ -180,23 +177,26 @@ class _Run:
         return {k: v / max(count, 1.0) for k, v in sums.items()}
 
     def write_samples(self, state, data, step: int) -> None:
-        n = self.cfg.train.get("num_samples", 64)
+        if self._sample_fns is None:  # compiled once per run (self.cfg is final by now), reused at every sampling
+            cfg, family, n = self.cfg, self.family, self.cfg.train.get("num_samples", 64)
+            recon = None
+            if hasattr(family, "reconstruct"):
+                recon = jax.jit(lambda s, b, k: family.reconstruct(s, b, k, cfg), out_shardings=self.repl)
+            self._sample_fns = (jax.jit(lambda s, k: family.sample(s, k, n, cfg), out_shardings=self.repl), recon)
+        sample_fn, recon_fn = self._sample_fns
         key = jax.random.fold_in(self.sample_key, step)
-        samples = jax.jit(lambda s, k: self.family.sample(s, k, n, self.cfg), out_shardings=self.repl)(state, key)
-        samples = _as_host_images(samples)
+        samples = np.asarray(parallel.to_host(sample_fn(state, key)))
         if samples.ndim == 4:
             self.writer.image_grid(f"samples/step_{step}", samples)
         elif self.writer.enabled:
             os.makedirs(os.path.join(self.workdir, "samples"), exist_ok=True)
             np.save(os.path.join(self.workdir, "samples", f"step_{step}.npy"), samples)
-        if hasattr(self.family, "reconstruct") and data.kind == "image":
+        if recon_fn is not None and data.kind == "image":
             bs = self.cfg.train.batch_size
             batch = next(data.eval_batches(bs, bs))
             batch.pop("mask")
-            rec = jax.jit(lambda s, b, k: self.family.reconstruct(s, b, k, self.cfg), out_shardings=self.repl)(
-                state, parallel.shard_batch(batch, self.mesh), key
-            )
-            rec = _as_host_images(rec)[:32]
+            rec = recon_fn(state, parallel.shard_batch(batch, self.mesh), key)
+            rec = np.asarray(parallel.to_host(rec))[:32]
             orig = batch["x"][:32]
             pairs = np.stack([orig, rec], 1).reshape((-1,) + orig.shape[1:])
             self.writer.image_grid(f"samples/recon_step_{step}", pairs)

@@ -56,7 +56,7 @@ def main():
         pr = ref.predict_proba(flat, lengths)
         best_ref = min(best_ref, time.perf_counter() - t)
 
-    fn = jax.jit(lambda p, x, n: hmm.posteriors(p, em, x, n).smoothed)
+    fn = jax.jit(lambda p, x, n: hmm.posteriors(p, em, x, n, trans_counts=False).smoothed)
     xj, nj = jnp.asarray(x), jnp.asarray(lengths)
     ours = fn(params, xj, nj).block_until_ready()
     best = np.inf

@@ -71,6 +71,30 @@ def test_forward_backward_and_viterbi_match_brute_force(length, zero):
         np.testing.assert_allclose(pf[:length], post.filtered[:length], atol=1e-12)
 
 
+def test_batched_posteriors_match_brute_force_per_sequence():
+    """posteriors() runs every sequence of a ragged batch at once; each must equal its own enumeration."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(3)
+        k, m, lengths = 3, 4, np.array([5, 3, 4, 1])
+        ls, lt, _ = _rand_model(k, 1, seed=11, zero=True)
+        log_probs = np.log(rng.dirichlet(np.ones(m), k))
+        x = rng.integers(0, m, (len(lengths), 5))
+        params = hmm.HMMParams(jnp.asarray(ls), jnp.asarray(lt), {"log_probs": jnp.asarray(log_probs)})
+        post = hmm.posteriors(params, hmm.Categorical(m), jnp.asarray(x), jnp.asarray(lengths))
+        for s, n in enumerate(lengths):
+            ll = log_probs[:, x[s]].T
+            tot, g, xi, _, _ = _brute(ls, lt, ll, n)
+            assert float(post.log_likelihood[s]) == pytest.approx(tot, rel=1e-12)
+            np.testing.assert_allclose(post.smoothed[s, :n], g, atol=1e-12)
+            np.testing.assert_array_equal(post.smoothed[s, n:], 0.0)
+            np.testing.assert_allclose(post.trans_counts[s], xi, atol=1e-12)
+            _, pf = hmm.parallel_filter(ls, lt, ll, np.arange(5) < n)
+            np.testing.assert_allclose(post.filtered[s, :n], pf[:n], atol=1e-12)
+        no_counts = hmm.posteriors(params, hmm.Categorical(m), jnp.asarray(x), jnp.asarray(lengths), False)
+        assert no_counts.trans_counts is None
+        np.testing.assert_array_equal(no_counts.smoothed, post.smoothed)
+
+
 def test_parallel_equals_sequential_float32_longer():
     ls, lt, ll = _rand_model(6, 300, seed=4)
     ll = jnp.asarray(ll, jnp.float32)

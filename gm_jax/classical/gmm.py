@@ -105,6 +105,9 @@ def precision_cholesky(covariances: jax.Array, covariance_type: str) -> jax.Arra
     return jax.lax.rsqrt(covariances)
 
 
+_ELEMENTWISE_MAX_D = 8  # diag/spherical densities of up to this many features skip the GEMM
+
+
 def log_gaussian(x: jax.Array, means: jax.Array, prec_chol: jax.Array, covariance_type: str) -> jax.Array:
     """log N(x_n | mu_k, Sigma_k) for every point and component. [N, D] -> [N, K]"""
     d = x.shape[-1]
@@ -119,7 +122,12 @@ def log_gaussian(x: jax.Array, means: jax.Array, prec_chol: jax.Array, covarianc
     elif covariance_type == "diag":
         log_det = jnp.sum(jnp.log(prec_chol), -1)
         p2 = prec_chol**2  # [K, D]
-        maha = jnp.sum(means**2 * p2, 1) - 2.0 * x @ (means * p2).T + (x * x) @ p2.T
+        if d <= _ELEMENTWISE_MAX_D:
+            # Few features: an elementwise sum that fuses into whatever consumes the [N, K] result
+            # (the GEMM's output would be written to memory and read back).
+            maha = sum(p2[:, i] * (x[:, i, None] - means[:, i]) ** 2 for i in range(d))
+        else:
+            maha = jnp.sum(means**2 * p2, 1) - 2.0 * x @ (means * p2).T + (x * x) @ p2.T
     else:  # spherical
         log_det = d * jnp.log(prec_chol)
         p2 = prec_chol**2  # [K]

@@ -93,26 +93,82 @@ def forward_filter(log_start, log_trans, log_lik, mask=None):
 
 
 def smooth(log_start, log_trans, log_lik, mask=None) -> Posterior:
-    """Forward-backward: smoothed marginals and expected transition counts (see `Posterior`)."""
+    """Forward-backward for one sequence: smoothed marginals and expected transition counts (see
+    `Posterior`); the batched kernel `_forward_backward_batch` with a batch of one."""
     mask = _mask(log_lik, mask)
-    ll, filtered, scale = forward_filter(log_start, log_trans, log_lik, mask)
-    b, _ = _scaled_emissions(log_lik, mask)
+    out = _forward_backward_batch(log_start, log_trans, log_lik[None], mask[None], counts="per_sequence")
+    return Posterior(*(v[0] for v in out))
+
+
+def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
+    """Forward-backward for a batch of padded sequences (internally time-major, states first).
+
+    Args:
+      log_lik: [S, T, K] per-sequence, per-step state log-likelihoods.
+      mask: [S, T] bool (padding at the end of each sequence; step 0 real).
+      counts: None, "total" ([K, K] summed over sequences) or "per_sequence" ([S, K, K]) expected
+        transition counts.
+    Returns:
+      (log_likelihood [S], filtered [S, T, K], smoothed [S, T, K], trans_counts or None).
+
+    Layout and cost: each scan step is one small GEMM on [K, S] messages plus one or two
+    elementwise kernels. The matrix is augmented with a row of ones, so the GEMM that propagates
+    a message also yields its normaliser. The forward pass stores its carries
+    R_t = [A^T alpha_{t-1}; c_{t-1}] (alpha normalised, c the step normalisers), from which
+    u_t = R_t[:K] b_t / R_t[K] is alpha_t c_t. The backward pass carries
+    r_t = [A (b_{t+1} beta_{t+1}); .] (beta_t up to scale) and overwrites the stored forward
+    carries with alpha_t * beta_t in place, so the whole pass holds two [T, K, S] arrays; per-step
+    normalisation makes every scale cancel and nothing underflows at any T.
+    """
+    k = log_lik.shape[-1]
+    dtype = log_lik.dtype
+    t_len = log_lik.shape[1]
+    log_lik = jnp.transpose(jnp.where(mask[..., None], log_lik, 0.0), (1, 2, 0))  # [T, K, S]
+    m = jnp.max(log_lik, axis=1)  # [T, S]
+    b = jnp.exp(log_lik - m[:, None])  # max 1 per step
+    mask = mask.T
     a_mat = jnp.exp(log_trans)
-    ones = jnp.ones(log_lik.shape[1:], log_lik.dtype)
+    ones_row = jnp.ones((1, k), dtype)
+    fwd_mat = jnp.concatenate([a_mat.T, ones_row])  # [K + 1, K]
+    bwd_mat = jnp.concatenate([a_mat, ones_row])
 
-    def step(beta_next, inp):
-        b1, c1 = inp
-        beta = a_mat @ (b1 * beta_next) / c1
-        return beta, beta
+    def fwd(r, b_t):
+        return fwd_mat @ (r[:k] * (b_t / r[k:])), r
 
-    _, betas = jax.lax.scan(step, ones, (b[1:], scale[1:]), reverse=True, unroll=4)
-    betas = jnp.concatenate([betas, ones[None]])
-    g = filtered * betas
-    g = g / g.sum(1, keepdims=True)
-    smoothed = jnp.where(mask[:, None], g, 0.0)
-    w = jnp.where(mask[1:, None], b[1:] * betas[1:] / scale[1:, None], 0.0)  # [T-1, K]
-    trans_counts = a_mat * (filtered[:-1].T @ w)
-    return Posterior(ll, filtered, smoothed, trans_counts)
+    r0 = jnp.concatenate([jnp.exp(log_start), jnp.ones((1,), dtype)])[:, None] * jnp.ones(b.shape[2:], dtype)
+    r_end, rf = jax.lax.scan(fwd, r0, b)  # rf[t] = R_t
+    c = jnp.concatenate([rf[1:, k], r_end[k:]])  # [T, S]
+    ll = jnp.sum(jnp.where(mask, jnp.log(c) + m, 0.0), axis=0)
+    filtered = jnp.transpose(rf[:, :k] * (b / (rf[:, k:] * c[:, None])), (2, 0, 1))
+
+    def bwd(i, carry):
+        r, g_buf, w_next, acc = carry
+        t = t_len - 1 - i
+        b_t = b[t]
+        r_t = g_buf[t]
+        u = r_t[:k] * (b_t / r_t[k:])  # alpha_t * c_t
+        beta = r[:k] / r[k:]
+        g = u * beta
+        g_buf = jax.lax.dynamic_update_slice_in_dim(g_buf, g[None], t, 0)
+        w = b_t * beta
+        if counts is not None:
+            # xi_t(i, j) = u_t(i) A_ij w_{t+1}(j) / (u_t . A w_{t+1}), and A w_{t+1} = beta * r[k].
+            p = u / (jnp.sum(g, axis=0) * r[k])
+            if counts == "total":
+                acc = acc + p @ w_next.T
+            else:
+                acc = acc + jnp.einsum("is,js->sij", p, w_next)
+            w_next = jnp.where(mask[t], w, 0.0)
+        return bwd_mat @ w, g_buf, w_next, acc
+
+    acc0 = jnp.zeros((k, k) if counts == "total" else (b.shape[2], k, k) if counts else (), dtype)
+    r_last = jnp.ones((k + 1,) + b.shape[2:], dtype)
+    w0 = jnp.zeros(b.shape[1:], dtype)
+    _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, rf, w0, acc0))
+    g = g_buf[:, :k]
+    smoothed = jnp.where(mask.T[..., None], jnp.transpose(g / jnp.sum(g, axis=1, keepdims=True), (2, 0, 1)), 0.0)
+    trans_counts = None if counts is None else a_mat * acc
+    return ll, filtered, smoothed, trans_counts
 
 
 def viterbi(log_start, log_trans, log_lik, mask=None):
@@ -367,14 +423,23 @@ def pad_sequences(seqs: list, dtype=None) -> tuple[np.ndarray, np.ndarray]:
     return out, lengths
 
 
-def posteriors(params: HMMParams, emission, x, lengths) -> Posterior:
-    """Forward-backward over a batch of padded sequences x [S, T, ...] with lengths [S] (vmapped)."""
+def _batch_log_lik(params: HMMParams, emission, x):
+    """x [S, T, ...] -> emission log-likelihoods [S, T, K], computed on the flattened data."""
+    s, t = x.shape[:2]
+    return emission.log_lik(params.emission, x.reshape((s * t,) + x.shape[2:])).reshape(s, t, -1)
+
+
+def posteriors(params: HMMParams, emission, x, lengths, trans_counts: bool = True) -> Posterior:
+    """Forward-backward over a batch of padded sequences x [S, T, ...] with lengths [S].
+
+    Returns a Posterior with a leading sequence axis: log_likelihood [S], filtered and smoothed
+    [S, T, K], trans_counts [S, K, K] (None with trans_counts=False, which saves their cost);
+    smoothed is zero on padded steps.
+    """
     mask = lengths_mask(lengths, x.shape[1])
-
-    def one(xs, m):
-        return smooth(params.log_start, params.log_trans, emission.log_lik(params.emission, xs), m)
-
-    return jax.vmap(one)(x, mask)
+    ll = _batch_log_lik(params, emission, x)
+    counts = "per_sequence" if trans_counts else None
+    return Posterior(*_forward_backward_batch(params.log_start, params.log_trans, ll, mask, counts))
 
 
 def em_step(params: HMMParams, emission, x, lengths, start_prior=1.0, trans_prior=1.0, emission_prior=1.0):
@@ -387,21 +452,25 @@ def em_step(params: HMMParams, emission, x, lengths, start_prior=1.0, trans_prio
     Returns:
       (new params, total log-likelihood under the old params).
     """
-    post = posteriors(params, emission, x, lengths)
+    s, t = x.shape[:2]
+    ll = _batch_log_lik(params, emission, x)
+    mask = lengths_mask(lengths, t)
+    log_z, _, smoothed, trans_counts = _forward_backward_batch(
+        params.log_start, params.log_trans, ll, mask, counts="total"
+    )
     allowed_s = jnp.isfinite(params.log_start)
     allowed_t = jnp.isfinite(params.log_trans)
-    start_c = post.smoothed[:, 0].sum(0) + jnp.where(allowed_s, start_prior - 1.0, 0.0)
-    trans_c = post.trans_counts.sum(0) + jnp.where(allowed_t, trans_prior - 1.0, 0.0)
+    start_c = smoothed[:, 0].sum(0) + jnp.where(allowed_s, start_prior - 1.0, 0.0)
+    trans_c = trans_counts + jnp.where(allowed_t, trans_prior - 1.0, 0.0)
     start = start_c / start_c.sum()
     row = trans_c.sum(1, keepdims=True)
     trans = jnp.where(row > 0, trans_c / jnp.where(row > 0, row, 1.0), jnp.exp(params.log_trans))
-    s, t = x.shape[:2]
     flat_x = x.reshape((s * t,) + x.shape[2:])
-    gamma = post.smoothed.reshape(s * t, -1)
+    gamma = smoothed.reshape(s * t, -1)
     em = emission.m_step(params.emission, emission.stats(params.emission, flat_x, gamma), emission_prior)
     with np.errstate(divide="ignore"):
         new = HMMParams(jnp.log(start), jnp.log(trans), em)
-    return new, jnp.sum(post.log_likelihood)
+    return new, jnp.sum(log_z)
 
 
 def validate(params: HMMParams, x: Any, lengths: Any) -> None:

@@ -136,7 +136,9 @@ def test_recovers_known_parameters_up_to_permutation():
     np.testing.assert_allclose(np.asarray(r.params.covariances)[order], cov[true_order], atol=0.08)
 
 
-def test_chunked_e_step_equals_one_pass_and_sharded_equals_one_device():
+@pytest.mark.parametrize("sweep_rows", [6912, 97])  # one block, or ten blocks and an overlapping remainder
+def test_chunked_e_step_equals_one_pass_and_sharded_equals_one_device(sweep_rows, monkeypatch):
+    monkeypatch.setattr(gmm, "_SWEEP_ROWS", sweep_rows)
     x = jnp.asarray(_data(n=1000, d=4), jnp.float32)
     init = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, "full")))
     one = gmm.em_step(x, init, "full", 1e-6)

@@ -143,23 +143,30 @@ def _weighted_log_prob(x, params: GMMParams, covariance_type: str) -> jax.Array:
 # ----------------------------------------------------------------------------- chunked E-step
 
 
-def _chunked_sum(fn, x: jax.Array, w: jax.Array, chunk: int | None, combine=None):
+# Rows of precomputed packed outer products swept at a time (D=16: 4 MiB in float32, 8 MiB in
+# float64, within L3). Measured on 2 cores at N=200k, D=16, K=16: 20 ms per float32 iteration against
+# 24 ms for one pass over all rows; float64 64-70 ms against 85-90 ms, flat from 5k to 8k rows.
+_SWEEP_ROWS = 6912
+
+
+def _chunked_sum(fn, x, w: jax.Array, chunk: int | None, combine=None):
     """sum over chunks of fn(x_chunk, w_chunk, rows); `combine(a, b)` merges (default: add leafwise).
 
-    Full chunks are read with `dynamic_slice` inside `lax.scan`; a final overlapping chunk covers the
-    remainder with the already-seen rows masked out, so x is never padded or copied.
+    `x` is an array or a pytree of arrays sharing the leading (row) axis. Full chunks are read with
+    `dynamic_slice` inside `lax.scan`; a final overlapping chunk covers the remainder with the
+    already-seen rows masked out, so the data is never padded or copied.
     """
-    n = x.shape[0]
+    n = w.shape[0]
     combine = combine or (lambda a, b: jax.tree.map(jnp.add, a, b))
     chunk = n if chunk is None else max(1, min(int(chunk), n))
     m, rem = divmod(n, chunk)
 
     def piece(start, mask):
-        xs = jax.lax.dynamic_slice_in_dim(x, start, chunk, 0)
+        xs = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, chunk, 0), x)
         ws = jax.lax.dynamic_slice_in_dim(w, start, chunk, 0) * mask
         return fn(xs, ws, start + jnp.arange(chunk))
 
-    ones = jnp.ones((chunk,), x.dtype)
+    ones = jnp.ones((chunk,), w.dtype)
     acc = piece(0, ones)
     if m > 1:
 
@@ -169,7 +176,7 @@ def _chunked_sum(fn, x: jax.Array, w: jax.Array, chunk: int | None, combine=None
         acc, _ = jax.lax.scan(body, acc, jnp.arange(1, m))
     if rem:
         start = n - chunk
-        mask = (jnp.arange(chunk) + start >= m * chunk).astype(x.dtype)
+        mask = (jnp.arange(chunk) + start >= m * chunk).astype(w.dtype)
         acc = combine(acc, piece(start, mask))
     return acc
 
@@ -184,11 +191,16 @@ def _combine_stats(a: Stats, b: Stats) -> Stats:
 
 
 def _packed_outer(x: jax.Array) -> jax.Array:
-    """Upper triangle of x_n x_n^T per row, packed. [N, D] -> [N, D(D+1)/2]"""
+    """Upper triangle of x_n x_n^T per row, packed, followed by x_n itself.
+    [N, D] -> [N, D(D+1)/2 + D]
+
+    One GEMM against these features gives a full-covariance Mahalanobis term (E-step), and one
+    GEMM of the responsibilities against them gives both first and second moments (M-step).
+    """
     d = x.shape[-1]
     # Static slices in np.triu_indices order (row i: columns i..D-1); inside the EM loop this measured
     # faster than the equivalent gather.
-    return jnp.concatenate([x[:, i : i + 1] * x[:, i:] for i in range(d)], axis=1)
+    return jnp.concatenate([x[:, i : i + 1] * x[:, i:] for i in range(d)] + [x], axis=1)
 
 
 def _unpack(packed: jax.Array, d: int) -> jax.Array:
@@ -198,40 +210,44 @@ def _unpack(packed: jax.Array, d: int) -> jax.Array:
     return out.at[..., j, i].set(packed)
 
 
-def _full_log_gaussian_packed(xc, xx, means_c, prec_chol):
-    """log N for full covariances from packed outer products of centred data.
+def _full_log_gaussian_packed(feats, means_c, prec_chol):
+    """log N for full covariances from `_packed_outer` features of centred data.
 
     With x' = x - g and m'_k = mu_k - g, the Mahalanobis term is
-    <vec(P_k), x'x'^T> - 2 x'^T P_k m'_k + m'_k^T P_k m'_k: two GEMMs against the packed outer
-    products that the M-step reuses, instead of an [N, K, D] intermediate.
+    <vec(P_k), x'x'^T> - 2 x'^T P_k m'_k + m'_k^T P_k m'_k: one GEMM against the features that the
+    M-step reuses, instead of an [N, K, D] intermediate.
     """
-    d = xc.shape[-1]
+    d = means_c.shape[-1]
     prec = jnp.einsum("kij,klj->kil", prec_chol, prec_chol)  # [K, D, D]
     i, j = np.triu_indices(d)
-    w = prec[:, i, j] * jnp.where(i == j, 1.0, 2.0).astype(xc.dtype)  # [K, T]
+    w = prec[:, i, j] * jnp.where(i == j, 1.0, 2.0).astype(feats.dtype)  # [K, D(D+1)/2]
     pm = jnp.einsum("kij,kj->ki", prec, means_c)  # [K, D]
     const = jnp.sum(pm * means_c, -1)  # [K]
-    maha = jnp.maximum(xx @ w.T - 2.0 * xc @ pm.T + const, 0.0)
+    maha = jnp.maximum(feats @ jnp.concatenate([w, -2.0 * pm], 1).T + const, 0.0)
     log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=-2, axis2=-1)), -1)
     return -0.5 * (d * LOG_2PI + maha) + log_det
 
 
-def _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type: str, k: int) -> Stats:
+def _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type: str, k: int, feats=None) -> Stats:
+    """Statistics of one chunk; `feats` are the chunk's `_packed_outer` features of the centred data
+    (full covariance) when they were computed beforehand."""
     if covariance_type == "full":
-        xc = xs - shift  # shift: [D]
-        xx = _packed_outer(xc)
-        r, ll = resp_and_ll(xs, rows, xc, xx)
+        feats = _packed_outer(xs - shift) if feats is None else feats
+        r, ll = resp_and_ll(xs, rows, feats)
     else:
         r, ll = resp_and_ll(xs, rows)  # [c, K], [c]
     r = r * ws[:, None]
     nk = r.sum(0)
-    sx = r.T @ xs
     if covariance_type == "full":
-        s2 = r.T @ xx  # [K, T]: second moments around the shift, packed
+        moments = r.T @ feats  # second moments around the shift (packed), then first moments
+        d = xs.shape[1]
+        s2, sx = moments[:, :-d], moments[:, -d:] + nk[:, None] * shift
     elif covariance_type == "tied":
+        sx = r.T @ xs
         xc = xs - shift  # shift: [D]
         s2 = (xc * ws[:, None]).T @ xc
     else:
+        sx = r.T @ xs
         s2 = r.T @ (xs * xs) - 2.0 * shift * sx + nk[:, None] * shift**2
     # Rows with zero weight (masked remainder, padding) must not count as badly explained points.
     masked_ll = jnp.where(ws > 0, ll, jnp.inf)
@@ -263,7 +279,8 @@ def e_step_stats(
       params: current parameters.
       covariance_type: one of COVARIANCE_TYPES.
       weights: [N] per-point weights (1 = use, 0 = padding); default all ones.
-      chunk: rows per chunk (None = all at once).
+      chunk: rows per chunk (None = all at once; full covariances then form the packed products
+        of every row once and sweep them in cache-sized blocks).
     """
     w = jnp.ones(x.shape[:1], x.dtype) if weights is None else weights.astype(x.dtype)
     pc = precision_cholesky(params.covariances, covariance_type)
@@ -271,15 +288,29 @@ def e_step_stats(
 
     shift = _shift(x, params, covariance_type)
 
-    def resp_and_ll(xs, rows, xc=None, xx=None):
+    def resp_and_ll(xs, rows, feats=None):
         if covariance_type == "full":
-            lp = _full_log_gaussian_packed(xc, xx, params.means - shift, pc) + logw
+            lp = _full_log_gaussian_packed(feats, params.means - shift, pc) + logw
         else:
             lp = log_gaussian(xs, params.means, pc, covariance_type) + logw
         ll = jax.nn.logsumexp(lp, axis=1)
         return jnp.exp(lp - ll[:, None]), ll
 
     k = params.weights.shape[0]
+    if covariance_type == "full" and chunk is None:
+        # All rows at once: the packed outer products of the whole data set are formed once (inside
+        # `fit` they do not depend on the parameters and are computed before the EM loop), and the
+        # E-step and M-step GEMMs sweep them in cache-sized blocks, so each block is read from
+        # memory once per iteration instead of once per GEMM.
+        feats = _packed_outer(x - shift)
+        rows = _SWEEP_ROWS
+        return _chunked_sum(
+            lambda t, ws, r: _chunk_stats(t[0], ws, r, resp_and_ll, shift, covariance_type, k, feats=t[1]),
+            (x, feats),
+            w,
+            rows,
+            _combine_stats,
+        )
     return _chunked_sum(
         lambda xs, ws, rows: _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type, k),
         x,
@@ -528,7 +559,9 @@ def fit(
       init_params: kmeans | k-means++ | random | random_from_data (ignored with params_init).
       params_init: start from these parameters.
       key: PRNG key for the initialisation (default key 0).
-      chunk_size: E-step rows per chunk (None: all rows at once).
+      chunk_size: E-step rows per chunk, which bounds memory at O(chunk * K * D). None: all rows
+        at once (fastest; for full covariances the N x (D(D+1)/2 + D) packed products of the data
+        are then held for the whole fit).
     Returns:
       FitResult.
     Raises:

@@ -642,7 +642,7 @@ def evaluate(state, batch, key, cfg):
     """Per-sequence log-likelihood (nats) and per-step average."""
     x, lengths = _split(batch)
     lengths = jnp.maximum(lengths, 1)  # padded evaluation rows (mask 0) still need one step
-    post = posteriors(HMMParams(**state.params), _emission(cfg), x, lengths)
+    post = posteriors(HMMParams(**state.params), _emission(cfg), x, lengths, trans_counts=False)
     return {"loglik_nats": post.log_likelihood, "loglik_per_step": post.log_likelihood / lengths}
 
 

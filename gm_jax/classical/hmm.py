@@ -149,11 +149,12 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
         u = r_t[:k] * (b_t / r_t[k:])  # alpha_t * c_t
         beta = r[:k] / r[k:]
         g = u * beta
-        g_buf = jax.lax.dynamic_update_slice_in_dim(g_buf, g[None], t, 0)
+        z = jnp.sum(g, axis=0)
+        g_buf = jax.lax.dynamic_update_slice_in_dim(g_buf, (g / z)[None], t, 0)  # smoothed marginals
         w = b_t * beta
         if counts is not None:
             # xi_t(i, j) = u_t(i) A_ij w_{t+1}(j) / (u_t . A w_{t+1}), and A w_{t+1} = beta * r[k].
-            p = u / (jnp.sum(g, axis=0) * r[k])
+            p = u / (z * r[k])
             if counts == "total":
                 acc = acc + p @ w_next.T
             else:
@@ -165,8 +166,7 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
     r_last = jnp.ones((k + 1,) + b.shape[2:], dtype)
     w0 = jnp.zeros(b.shape[1:], dtype)
     _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, rf, w0, acc0))
-    g = g_buf[:, :k]
-    smoothed = jnp.where(mask.T[..., None], jnp.transpose(g / jnp.sum(g, axis=1, keepdims=True), (2, 0, 1)), 0.0)
+    smoothed = jnp.where(mask.T[..., None], jnp.transpose(g_buf[:, :k], (2, 0, 1)), 0.0)
     trans_counts = None if counts is None else a_mat * acc
     return ll, filtered, smoothed, trans_counts
 

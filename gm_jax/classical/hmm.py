@@ -113,14 +113,14 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
 
     Layout and cost: each scan step is one small GEMM on [K, S] messages plus one or two
     elementwise kernels. The matrix is augmented with a row of ones, so the GEMM that propagates
-    a message also yields its normaliser. The forward pass stores its carries
-    R_t = [A^T alpha_{t-1}; c_{t-1}] (alpha normalised, c the step normalisers), from which
-    u_t = R_t[:K] b_t / R_t[K] is alpha_t c_t. The backward pass carries
-    r_t = [A (b_{t+1} beta_{t+1}); .] (beta_t up to scale) and overwrites the stored forward
-    carries with the smoothed marginals in place, so the whole pass holds two [T, K, S] arrays (on
-    CPU, temporaries above the allocator's reuse threshold, 32 MB with glibc, are freshly mapped on
-    every call, and touching that memory cost more than the arithmetic). Per-step normalisation
-    makes every scale cancel; nothing underflows at any T.
+    a message also yields its normaliser. The forward pass carries R_t = [A^T alpha_{t-1}; c_{t-1}]
+    (alpha normalised, c the step normalisers) and stores u_t = R_t[:K] b_t / R_t[K] = alpha_t c_t,
+    where b_t are the emission likelihoods scaled to a maximum of 1 per step. The backward pass
+    carries r_t = [A (b_{t+1} beta_{t+1}); sum(b_{t+1} beta_{t+1})], i.e. beta_t up to scale, and
+    overwrites the stored u_t with the smoothed marginals in place, so the whole pass holds two
+    [T, K, S] arrays (on CPU, temporaries above the allocator's reuse threshold, 32 MB with glibc,
+    are freshly mapped on every call, and touching that memory cost more than the arithmetic).
+    Per-step normalisation makes every scale cancel; nothing underflows at any T.
     """
     k = log_lik.shape[-1]
     dtype = log_lik.dtype
@@ -135,24 +135,24 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
     bwd_mat = jnp.concatenate([a_mat, ones_row])
 
     def fwd(r, b_t):
-        return fwd_mat @ (r[:k] * (b_t / r[k:])), r
+        u = r[:k] * (b_t / r[k:])  # alpha_t * c_t
+        return fwd_mat @ u, u
 
     r0 = jnp.concatenate([jnp.exp(log_start), jnp.ones((1,), dtype)])[:, None] * jnp.ones(b.shape[2:], dtype)
-    r_end, rf = jax.lax.scan(fwd, r0, b)  # rf[t] = R_t
-    c = jnp.concatenate([rf[1:, k], r_end[k:]])  # [T, S]
+    _, us = jax.lax.scan(fwd, r0, b)
+    c = jnp.sum(us, axis=1)  # [T, S] step normalisers
     ll = jnp.sum(jnp.where(mask, jnp.log(c) + m, 0.0), axis=0)
-    filtered = jnp.transpose(rf[:, :k] * (b / (rf[:, k:] * c[:, None])), (2, 0, 1))
+    filtered = jnp.transpose(us / c[:, None], (2, 0, 1))
 
     def bwd(i, carry):
         r, g_buf, w_next, acc = carry
         t = t_len - 1 - i
         b_t = b[t]
-        r_t = g_buf[t]
-        u = r_t[:k] * (b_t / r_t[k:])  # alpha_t * c_t
+        u = g_buf[t]
         beta = r[:k] / r[k:]
         g = u * beta
         z = jnp.sum(g, axis=0)
-        g_buf = jax.lax.dynamic_update_slice_in_dim(g_buf, (g / z)[None], t, 0)  # smoothed marginals
+        g_buf = jax.lax.dynamic_update_index_in_dim(g_buf, g / z, t, 0)  # smoothed marginals
         w = b_t * beta
         if counts is not None:
             # xi_t(i, j) = u_t(i) A_ij w_{t+1}(j) / (u_t . A w_{t+1}), and A w_{t+1} = beta * r[k].
@@ -167,8 +167,8 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
     acc0 = jnp.zeros((k, k) if counts == "total" else (b.shape[2], k, k) if counts else (), dtype)
     r_last = jnp.ones((k + 1,) + b.shape[2:], dtype)
     w0 = jnp.zeros(b.shape[1:], dtype)
-    _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, rf, w0, acc0))
-    smoothed = jnp.where(mask.T[..., None], jnp.transpose(g_buf[:, :k], (2, 0, 1)), 0.0)
+    _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, us, w0, acc0))
+    smoothed = jnp.where(mask.T[..., None], jnp.transpose(g_buf, (2, 0, 1)), 0.0)
     trans_counts = None if counts is None else a_mat * acc
     return ll, filtered, smoothed, trans_counts
 

@@ -144,8 +144,8 @@ def _weighted_log_prob(x, params: GMMParams, covariance_type: str) -> jax.Array:
 
 
 # Rows of precomputed packed outer products swept at a time (D=16: 4 MiB in float32, 8 MiB in
-# float64, within L3). Measured on 2 cores at N=200k, D=16, K=16: 20 ms per float32 iteration against
-# 24 ms for one pass over all rows; float64 64-70 ms against 85-90 ms, flat from 5k to 8k rows.
+# float64, within L3). Measured on 2 cores at N=200k, D=16, K=16: 21 ms per float32 iteration against
+# 27 ms for one pass over all rows; float64 64-70 ms against 85-90 ms, flat from 5k to 8k rows.
 _SWEEP_ROWS = 6912
 
 

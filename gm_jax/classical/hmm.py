@@ -149,14 +149,13 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
         t = t_len - 1 - i
         b_t = b[t]
         u = g_buf[t]
-        beta = r[:k] / r[k:]
-        g = u * beta
+        g = u * r[:k]  # alpha_t beta_t up to scale; r[:k] = A w_{t+1}
         z = jnp.sum(g, axis=0)
         g_buf = jax.lax.dynamic_update_index_in_dim(g_buf, g / z, t, 0)  # smoothed marginals
-        w = b_t * beta
+        w = b_t * (r[:k] / r[k:])  # b_t beta_t, scaled by the previous step's sum
         if counts is not None:
-            # xi_t(i, j) = u_t(i) A_ij w_{t+1}(j) / (u_t . A w_{t+1}), and A w_{t+1} = beta * r[k].
-            p = u / (z * r[k])
+            # xi_t(i, j) = u_t(i) A_ij w_{t+1}(j) / (u_t . A w_{t+1}).
+            p = u / z
             if counts == "total":
                 acc = acc + p @ w_next.T
             else:

@@ -69,6 +69,10 @@ def test_forward_backward_and_viterbi_match_brute_force(length, zero):
         assert float(pl) == pytest.approx(tot, rel=1e-12) and float(ps_ll) == pytest.approx(tot, rel=1e-12)
         np.testing.assert_allclose(ps, post.smoothed, atol=1e-12)
         np.testing.assert_allclose(pf[:length], post.filtered[:length], atol=1e-12)
+        fl, ff, scale = hmm.forward_filter(ls, lt, ll, mask)
+        assert float(fl) == pytest.approx(tot, rel=1e-12)
+        np.testing.assert_allclose(ff[:length], pf[:length], atol=1e-12)
+        assert float(np.sum(np.log(scale[:length]) + ll[:length].max(1))) == pytest.approx(tot, rel=1e-12)
 
 
 def test_batched_posteriors_match_brute_force_per_sequence():

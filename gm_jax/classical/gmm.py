@@ -297,23 +297,16 @@ def e_step_stats(
         return jnp.exp(lp - ll[:, None]), ll
 
     k = params.weights.shape[0]
+    feats = None
     if covariance_type == "full" and chunk is None:
         # All rows at once: the packed outer products of the whole data set are formed once (inside
         # `fit` they do not depend on the parameters and are computed before the EM loop), and the
         # E-step and M-step GEMMs sweep them in cache-sized blocks, so each block is read from
         # memory once per iteration instead of once per GEMM.
-        feats = _packed_outer(x - shift)
-        rows = _SWEEP_ROWS
-        return _chunked_sum(
-            lambda t, ws, r: _chunk_stats(t[0], ws, r, resp_and_ll, shift, covariance_type, k, feats=t[1]),
-            (x, feats),
-            w,
-            rows,
-            _combine_stats,
-        )
+        feats, chunk = _packed_outer(x - shift), _SWEEP_ROWS
     return _chunked_sum(
-        lambda xs, ws, rows: _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type, k),
-        x,
+        lambda t, ws, r: _chunk_stats(t[0], ws, r, resp_and_ll, shift, covariance_type, k, feats=t[1]),
+        (x, feats),
         w,
         chunk,
         _combine_stats,

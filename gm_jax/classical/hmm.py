@@ -34,13 +34,13 @@ from gm_jax.core.state import TrainState
 
 
 class Posterior(NamedTuple):
-    """Forward-backward results for one sequence.
+    """Forward-backward results for one sequence (from `posteriors`: with a leading sequence axis).
 
     Attributes:
       log_likelihood: log p(x_{1:T}).
       filtered: [T, K] p(z_t | x_{1:t}).
       smoothed: [T, K] p(z_t | x_{1:T}) (zero on padded steps).
-      trans_counts: [K, K] sum_t p(z_t = i, z_{t+1} = j | x_{1:T}).
+      trans_counts: [K, K] sum_t p(z_t = i, z_{t+1} = j | x_{1:T}) (None when not requested).
     """
 
     log_likelihood: jax.Array
@@ -53,16 +53,8 @@ def _mask(log_lik, mask):
     return jnp.ones(log_lik.shape[:1], bool) if mask is None else jnp.asarray(mask, bool)
 
 
-def _scaled_emissions(log_lik, mask):
-    """exp(log_lik - max_t) and max_t per step; padded steps get b = 1, so the forward pass only
-    propagates through them (normaliser exactly the row sum of A, i.e. 1) and beta stays 1 there."""
-    log_lik = jnp.where(mask[:, None], log_lik, 0.0)
-    m = jnp.max(log_lik, axis=1)
-    return jnp.exp(log_lik - m[:, None]), m
-
-
 def forward_filter(log_start, log_trans, log_lik, mask=None):
-    """Normalised forward pass.
+    """Normalised forward pass for one sequence (the batched kernel's forward half).
 
     Args:
       log_start: [K] log initial probabilities.
@@ -70,26 +62,12 @@ def forward_filter(log_start, log_trans, log_lik, mask=None):
       log_lik: [T, K] log p(x_t | z_t = k).
       mask: [T] bool, True on real steps (padding at the end); step 0 must be real.
     Returns:
-      (log_likelihood, filtered [T, K], scale [T]) where scale_t is the step's normaliser in
-      max-shifted units (used by the backward pass). On padded steps `filtered` holds predictions.
+      (log_likelihood, filtered [T, K], scale [T]) where scale_t is the step's normaliser with the
+      emission log-likelihoods shifted to a maximum of 0. On padded steps `filtered` holds predictions.
     """
     mask = _mask(log_lik, mask)
-    b, m = _scaled_emissions(log_lik, mask)
-    a_mat = jnp.exp(log_trans)
-    a0 = jnp.exp(log_start) * b[0]
-    c0 = a0.sum()
-
-    def step(alpha, b_t):
-        a = (alpha @ a_mat) * b_t
-        c = a.sum()
-        return a / c, (a / c, c)
-
-    # The body has no masks or logs: few kernels per step, which is what a CPU scan pays for.
-    _, (alphas, cs) = jax.lax.scan(step, a0 / c0, b[1:], unroll=4)
-    filtered = jnp.concatenate([(a0 / c0)[None], alphas])
-    scale = jnp.concatenate([c0[None], cs])
-    ll = jnp.sum(jnp.where(mask, jnp.log(scale) + m, 0.0))
-    return ll, filtered, scale
+    fw = _forward_batch(log_start, log_trans, log_lik[None], mask[None])
+    return fw.log_likelihood[0], (fw.u / fw.c[:, None])[:, :, 0], fw.c[:, 0]
 
 
 def smooth(log_start, log_trans, log_lik, mask=None) -> Posterior:
@@ -123,26 +101,13 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
     Per-step normalisation makes every scale cancel; nothing underflows at any T.
     """
     k = log_lik.shape[-1]
-    dtype = log_lik.dtype
     t_len = log_lik.shape[1]
-    log_lik = jnp.transpose(jnp.where(mask[..., None], log_lik, 0.0), (1, 2, 0))  # [T, K, S]
-    m = jnp.max(log_lik, axis=1)  # [T, S]
-    b = jnp.exp(log_lik - m[:, None])  # max 1 per step
+    fw = _forward_batch(log_start, log_trans, log_lik, mask)
+    b, us = fw.b, fw.u
     mask = mask.T
     a_mat = jnp.exp(log_trans)
-    ones_row = jnp.ones((1, k), dtype)
-    fwd_mat = jnp.concatenate([a_mat.T, ones_row])  # [K + 1, K]
-    bwd_mat = jnp.concatenate([a_mat, ones_row])
-
-    def fwd(r, b_t):
-        u = r[:k] * (b_t / r[k:])  # alpha_t * c_t
-        return fwd_mat @ u, u
-
-    r0 = jnp.concatenate([jnp.exp(log_start), jnp.ones((1,), dtype)])[:, None] * jnp.ones(b.shape[2:], dtype)
-    _, us = jax.lax.scan(fwd, r0, b)
-    c = jnp.sum(us, axis=1)  # [T, S] step normalisers
-    ll = jnp.sum(jnp.where(mask, jnp.log(c) + m, 0.0), axis=0)
-    filtered = jnp.transpose(us / c[:, None], (2, 0, 1))
+    bwd_mat = jnp.concatenate([a_mat, jnp.ones((1, k), a_mat.dtype)])  # [K + 1, K]
+    filtered = jnp.transpose(us / fw.c[:, None], (2, 0, 1))
 
     def bwd(i, carry):
         r, g_buf, w_next, acc = carry
@@ -163,13 +128,40 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
             w_next = jnp.where(mask[t], w, 0.0)
         return bwd_mat @ w, g_buf, w_next, acc
 
-    acc0 = jnp.zeros((k, k) if counts == "total" else (b.shape[2], k, k) if counts else (), dtype)
-    r_last = jnp.ones((k + 1,) + b.shape[2:], dtype)
-    w0 = jnp.zeros(b.shape[1:], dtype)
+    acc0 = jnp.zeros((k, k) if counts == "total" else (b.shape[2], k, k) if counts else (), b.dtype)
+    r_last = jnp.ones((k + 1,) + b.shape[2:], b.dtype)
+    w0 = jnp.zeros(b.shape[1:], b.dtype)
     _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, us, w0, acc0))
     smoothed = jnp.where(mask.T[..., None], jnp.transpose(g_buf, (2, 0, 1)), 0.0)
     trans_counts = None if counts is None else a_mat * acc
-    return ll, filtered, smoothed, trans_counts
+    return fw.log_likelihood, filtered, smoothed, trans_counts
+
+
+class _Forward(NamedTuple):
+    b: jax.Array  # [T, K, S] emission likelihoods scaled to a maximum of 1 per step (1 on padding)
+    u: jax.Array  # [T, K, S] alpha_t * c_t
+    c: jax.Array  # [T, S] step normalisers in the scaled units
+    log_likelihood: jax.Array  # [S]
+
+
+def _forward_batch(log_start, log_trans, log_lik, mask) -> _Forward:
+    """Forward half of `_forward_backward_batch` (log_lik [S, T, K], mask [S, T])."""
+    k = log_lik.shape[-1]
+    dtype = log_lik.dtype
+    log_lik = jnp.transpose(jnp.where(mask[..., None], log_lik, 0.0), (1, 2, 0))  # [T, K, S]
+    m = jnp.max(log_lik, axis=1)  # [T, S]
+    b = jnp.exp(log_lik - m[:, None])
+    fwd_mat = jnp.concatenate([jnp.exp(log_trans).T, jnp.ones((1, k), dtype)])  # [K + 1, K]
+
+    def fwd(r, b_t):
+        u = r[:k] * (b_t / r[k:])  # alpha_t * c_t
+        return fwd_mat @ u, u
+
+    r0 = jnp.concatenate([jnp.exp(log_start), jnp.ones((1,), dtype)])[:, None] * jnp.ones(b.shape[2:], dtype)
+    _, us = jax.lax.scan(fwd, r0, b)
+    c = jnp.sum(us, axis=1)
+    ll = jnp.sum(jnp.where(mask.T, jnp.log(c) + m, 0.0), axis=0)
+    return _Forward(b, us, c, ll)
 
 
 def viterbi(log_start, log_trans, log_lik, mask=None):
@@ -269,9 +261,6 @@ class Categorical:
 
     def log_lik(self, params, x):  # [T] int -> [T, K]
         return params["log_probs"][:, x].T
-
-    def init_stats(self, k, dtype):
-        return jnp.zeros((k, self.n_symbols), dtype)
 
     def stats(self, params, x, gamma):  # x [N], gamma [N, K]
         return gamma.T @ jax.nn.one_hot(x, self.n_symbols, dtype=gamma.dtype)
@@ -631,7 +620,9 @@ def train_step(state, batch, key, cfg):
     """One Baum-Welch iteration over the (sharded) batch of sequences."""
     x, lengths = _split(batch)
     p = HMMParams(**state.params)
-    new, ll = em_step(p, _emission(cfg), x, lengths, cfg.model.trans_prior, cfg.model.trans_prior)
+    # model.trans_prior is the Dirichlet concentration of the start row and of every transition row.
+    prior = cfg.model.trans_prior
+    new, ll = em_step(p, _emission(cfg), x, lengths, start_prior=prior, trans_prior=prior)
     steps = jnp.sum(lengths)
     return state.replace(step=state.step + 1, params=new._asdict()), {
         "loss": -ll / steps,

@@ -331,6 +331,34 @@ def test_sharded_over_eight_devices_equals_one_device():
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=5e-5)  # float32 sum order
 
 
+def test_posteriors_under_shard_map_equal_one_device():
+    # Per-device kernels (shard_map over the sequences) must trace: every loop carry varies over
+    # the mesh axis like the data it comes from.
+    seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, "diag", seed=8, lengths=tuple(range(20, 60, 5)))
+    xp, lp = hmm.pad_sequences(seqs, np.float32)
+    p = hmm.HMMParams(
+        jnp.log(jnp.asarray(start, jnp.float32)),
+        jnp.log(jnp.asarray(trans, jnp.float32)),
+        {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
+    )
+    em = hmm.Gaussian("diag")
+    mesh = parallel.make_mesh()
+    spec = PartitionSpec("data")
+    fn = jax.jit(
+        jax.shard_map(
+            lambda p, x, n: tuple(hmm.posteriors(p, em, x, n)),
+            mesh=mesh,
+            in_specs=(PartitionSpec(), spec, spec),
+            out_specs=spec,
+        )
+    )
+    sh = NamedSharding(mesh, spec)
+    a = fn(p, jax.device_put(xp, sh), jax.device_put(lp, sh))
+    b = hmm.posteriors(p, em, jnp.asarray(xp), jnp.asarray(lp))
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "change,match",
     [

@@ -109,15 +109,19 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
     bwd_mat = jnp.concatenate([a_mat, jnp.ones((1, k), a_mat.dtype)])  # [K + 1, K]
     filtered = jnp.transpose(us / fw.c[:, None], (2, 0, 1))
 
+    # Without counts the smoothed marginals overwrite the forward messages in place. With them,
+    # the messages are read by the counts' GEMM too, and overwriting them in place makes XLA copy
+    # the whole [T, K, S] array on every step, so the marginals go to a buffer of their own.
+    in_place = counts is None
+
     def bwd(i, carry):
-        r, g_buf, w_next, acc = carry
+        r, out, w_next, acc = carry
         t = t_len - 1 - i
-        b_t = b[t]
-        u = g_buf[t]
+        u = out[t] if in_place else us[t]
         g = u * r[:k]  # alpha_t beta_t up to scale; r[:k] = A w_{t+1}
         z = jnp.sum(g, axis=0)
-        g_buf = jax.lax.dynamic_update_index_in_dim(g_buf, g / z, t, 0)  # smoothed marginals
-        w = b_t * (r[:k] / r[k:])  # b_t beta_t, scaled by the previous step's sum
+        out = jax.lax.dynamic_update_index_in_dim(out, g / z, t, 0)  # smoothed marginals
+        w = b[t] * (r[:k] / r[k:])  # b_t beta_t, scaled by the previous step's sum
         if counts is not None:
             # xi_t(i, j) = u_t(i) A_ij w_{t+1}(j) / (u_t . A w_{t+1}).
             p = u / z
@@ -126,12 +130,15 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
             else:
                 acc = acc + jnp.einsum("is,js->sij", p, w_next)
             w_next = jnp.where(mask[t], w, 0.0)
-        return bwd_mat @ w, g_buf, w_next, acc
+        return bwd_mat @ w, out, w_next, acc
 
-    acc0 = jnp.zeros((k, k) if counts == "total" else (b.shape[2], k, k) if counts else (), b.dtype)
-    r_last = jnp.ones((k + 1,) + b.shape[2:], b.dtype)
-    w0 = jnp.zeros(b.shape[1:], b.dtype)
-    _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, us, w0, acc0))
+    # Initial carries are derived from the data so that, under shard_map, they vary like it.
+    w0 = jnp.zeros_like(b[0])
+    r_last = jnp.ones_like(b[0, :1]) * jnp.ones((k + 1, 1), b.dtype)
+    acc_shape = (k, k) if counts == "total" else (b.shape[2], k, k) if counts else ()
+    acc0 = jnp.zeros(acc_shape, b.dtype) + jnp.zeros_like(b[0, 0, 0])
+    out0 = us if in_place else jnp.zeros_like(us)
+    _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, out0, w0, acc0))
     smoothed = jnp.where(mask.T[..., None], jnp.transpose(g_buf, (2, 0, 1)), 0.0)
     trans_counts = None if counts is None else a_mat * acc
     return fw.log_likelihood, filtered, smoothed, trans_counts
@@ -157,7 +164,7 @@ def _forward_batch(log_start, log_trans, log_lik, mask) -> _Forward:
         u = r[:k] * (b_t / r[k:])  # alpha_t * c_t
         return fwd_mat @ u, u
 
-    r0 = jnp.concatenate([jnp.exp(log_start), jnp.ones((1,), dtype)])[:, None] * jnp.ones(b.shape[2:], dtype)
+    r0 = jnp.concatenate([jnp.exp(log_start), jnp.ones((1,), dtype)])[:, None] * jnp.ones_like(b[0, 0])
     _, us = jax.lax.scan(fwd, r0, b)
     c = jnp.sum(us, axis=1)
     ll = jnp.sum(jnp.where(mask.T, jnp.log(c) + m, 0.0), axis=0)

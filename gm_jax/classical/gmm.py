@@ -181,11 +181,22 @@ def _chunked_sum(fn, x, w: jax.Array, chunk: int | None, combine=None):
     return acc
 
 
+def _lowest(ll: jax.Array, k: int) -> jax.Array:
+    """Indices of the k lowest entries of ll (ties: first position first).
+
+    Ranked by their float32 values: XLA:CPU's top_k has a fast kernel for float32 only (for float64
+    it sorts; at N=1e5, 21 ms against 0.15 ms). A point re-seeds a component, so it only needs to be
+    among the worst explained; the order is total (value, then position), so chunked, sharded and
+    one-pass statistics pick the same points.
+    """
+    return jax.lax.top_k(-ll.astype(jnp.float32), k)[1]
+
+
 def _combine_stats(a: Stats, b: Stats) -> Stats:
     k = a.worst_ll.shape[0]
     ll = jnp.concatenate([a.worst_ll, b.worst_ll])
     xs = jnp.concatenate([a.worst_x, b.worst_x])
-    _, idx = jax.lax.top_k(-ll, k)
+    idx = _lowest(ll, k)
     summed = jax.tree.map(jnp.add, a._replace(worst_ll=0.0, worst_x=0.0), b._replace(worst_ll=0.0, worst_x=0.0))
     return summed._replace(worst_ll=ll[idx], worst_x=xs[idx])
 
@@ -252,8 +263,8 @@ def _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type: str, k: int,
     # Rows with zero weight (masked remainder, padding) must not count as badly explained points.
     masked_ll = jnp.where(ws > 0, ll, jnp.inf)
     kk = min(k, xs.shape[0])
-    neg, idx = jax.lax.top_k(-masked_ll, kk)
-    worst_ll, worst_x = -neg, xs[idx]
+    idx = _lowest(masked_ll, kk)
+    worst_ll, worst_x = masked_ll[idx], xs[idx]
     if kk < k:
         worst_ll = jnp.concatenate([worst_ll, jnp.full((k - kk,), jnp.inf, xs.dtype)])
         worst_x = jnp.concatenate([worst_x, jnp.zeros((k - kk, xs.shape[1]), xs.dtype)])

@@ -135,8 +135,13 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
     # Initial carries are derived from the data so that, under shard_map, they vary like it.
     w0 = jnp.zeros_like(b[0])
     r_last = jnp.ones_like(b[0, :1]) * jnp.ones((k + 1, 1), b.dtype)
-    acc_shape = (k, k) if counts == "total" else (b.shape[2], k, k) if counts else ()
-    acc0 = jnp.zeros(acc_shape, b.dtype) + jnp.zeros_like(b[0, 0, 0])
+    zeros_s = jnp.zeros_like(b[0, 0])  # [S]
+    if counts == "total":
+        acc0 = jnp.zeros((k, k), b.dtype) + jnp.sum(zeros_s)
+    elif counts:
+        acc0 = jnp.zeros((k, k), b.dtype) + zeros_s[:, None, None]
+    else:
+        acc0 = jnp.zeros((), b.dtype)
     out0 = us if in_place else jnp.zeros_like(us)
     _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, out0, w0, acc0))
     smoothed = jnp.where(mask.T[..., None], jnp.transpose(g_buf, (2, 0, 1)), 0.0)

@@ -262,6 +262,10 @@ def test_log_likelihood_never_decreases(emission):
         r = hmm.fit(p0, em, xp, lp, n_iter=25, tol=-np.inf)
         h = np.asarray(r.history)
         assert np.all(np.isfinite(h)) and np.all(np.diff(h) >= -1e-8 * np.abs(h[1:])), np.diff(h)
+        # Another tolerance or prior on the same shapes reuses the compiled loop.
+        compiled = hmm._fit_jit._cache_size()
+        r2 = hmm.fit(p0, em, xp, lp, n_iter=25, tol=1e-3, trans_prior=2.0)
+        assert hmm._fit_jit._cache_size() == compiled and int(r2.n_iter) <= 25
 
 
 def test_recovers_parameters_up_to_permutation():

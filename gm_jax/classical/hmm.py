@@ -18,6 +18,7 @@ Notebook use: `fit(x, lengths, params, emission, ...)` runs Baum-Welch to `tol` 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 from typing import Any, NamedTuple
@@ -523,8 +524,14 @@ def fit(
     """
     if check:
         validate(params, x, lengths)
-    x = jnp.asarray(x)
-    lengths = jnp.asarray(lengths)
+    priors = (start_prior, trans_prior, emission_prior)
+    i, p, ll, hist, conv = _fit_jit(params, jnp.asarray(x), jnp.asarray(lengths), tol, priors, emission, n_iter)
+    return FitResult(p, ll, hist, i, conv)
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6))
+def _fit_jit(params, x, lengths, tol, priors, emission, n_iter):
+    """The Baum-Welch loop of `fit`, compiled once per emission model, iteration budget and shapes."""
     dtype = params.log_trans.dtype
 
     def cond(c):
@@ -533,16 +540,11 @@ def fit(
 
     def body(c):
         i, p, prev, hist, _ = c
-        new, ll = em_step(p, emission, x, lengths, start_prior, trans_prior, emission_prior)
+        new, ll = em_step(p, emission, x, lengths, *priors)
         return i + 1, new, ll, hist.at[i].set(ll), (ll - prev) < tol
 
-    run = jax.jit(
-        lambda p: jax.lax.while_loop(
-            cond, body, (0, p, jnp.asarray(-jnp.inf, dtype), jnp.full((n_iter,), jnp.nan, dtype), jnp.asarray(False))
-        )
-    )
-    i, p, ll, hist, conv = run(params)
-    return FitResult(p, ll, hist, i, conv)
+    init = (0, params, jnp.asarray(-jnp.inf, dtype), jnp.full((n_iter,), jnp.nan, dtype), jnp.asarray(False))
+    return jax.lax.while_loop(cond, body, init)
 
 
 def sample(key, params: HMMParams, emission, t: int, n: int = 1):

@@ -22,7 +22,6 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 
 def main():
@@ -40,6 +39,7 @@ def main():
     from hmmlearn.hmm import GaussianHMM
 
     from gm_jax.classical import hmm
+    from gm_jax.core import parallel
 
     rng = np.random.default_rng(0)
     k, d = a.k, a.d
@@ -78,8 +78,8 @@ def main():
 
     dev = jax.devices()[0]
     one, diff1 = timed(*jax.device_put((params, x, lengths), dev))
-    mesh = jax.make_mesh((a.devices,), ("data",))
-    shard, repl = NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+    mesh = parallel.make_mesh()
+    shard, repl = parallel.batch_sharded(mesh), parallel.replicated(mesh)
     many, diff = timed(jax.device_put(params, repl), jax.device_put(x, shard), jax.device_put(lengths, shard))
     print(
         f"HMM posteriors, {a.seqs} sequences x {a.steps} steps, K={k} Gaussian diag D={d}, float64, best of {a.repeats}"

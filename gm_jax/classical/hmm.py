@@ -111,8 +111,9 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
     filtered = jnp.transpose(us / fw.c[:, None], (2, 0, 1))
 
     # Without counts the smoothed marginals overwrite the forward messages in place. With them,
-    # the messages are read by the counts' GEMM too, and overwriting them in place makes XLA copy
-    # the whole [T, K, S] array on every step, so the marginals go to a buffer of their own.
+    # the messages are read by the counts' update too, and overwriting them in place makes XLA copy
+    # the whole [T, K, S] array on every step (em_step 520 ms instead of 40 at S=100, T=1000,
+    # K=16), so the marginals go to a buffer of their own.
     in_place = counts is None
 
     def bwd(i, carry):
@@ -126,10 +127,10 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
         if counts is not None:
             # xi_t(i, j) = u_t(i) A_ij w_{t+1}(j) / (u_t . A w_{t+1}).
             p = u / z
-            if counts == "total":
-                acc = acc + p @ w_next.T
-            else:
-                acc = acc + jnp.einsum("is,js->sij", p, w_next)
+            # Accumulated per sequence ([K, K, S]) and summed after the loop: contracting the
+            # sequence axis here would make a sharded run all-reduce on every step (sharded
+            # em_step: 71 -> 23 ms).
+            acc = acc + p[:, None, :] * w_next[None, :, :]
             w_next = jnp.where(mask[t], w, 0.0)
         return bwd_mat @ w, out, w_next, acc
 
@@ -137,16 +138,16 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
     w0 = jnp.zeros_like(b[0])
     r_last = jnp.ones_like(b[0, :1]) * jnp.ones((k + 1, 1), b.dtype)
     zeros_s = jnp.zeros_like(b[0, 0])  # [S]
-    if counts == "total":
-        acc0 = jnp.zeros((k, k), b.dtype) + jnp.sum(zeros_s)
-    elif counts:
-        acc0 = jnp.zeros((k, k), b.dtype) + zeros_s[:, None, None]
-    else:
-        acc0 = jnp.zeros((), b.dtype)
+    acc0 = jnp.zeros((k, k, 1), b.dtype) + zeros_s if counts else jnp.zeros((), b.dtype)
     out0 = us if in_place else jnp.zeros_like(us)
     _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, out0, w0, acc0))
     smoothed = jnp.where(mask.T[..., None], jnp.transpose(g_buf, (2, 0, 1)), 0.0)
-    trans_counts = None if counts is None else a_mat * acc
+    if counts == "total":
+        trans_counts = a_mat * jnp.sum(acc, axis=-1)
+    elif counts:
+        trans_counts = a_mat * jnp.transpose(acc, (2, 0, 1))
+    else:
+        trans_counts = None
     return fw.log_likelihood, filtered, smoothed, trans_counts
 
 

@@ -21,6 +21,7 @@ functions `init`, `train_step`, `evaluate`, `sample` at the bottom of this file.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import types
 from typing import Any, NamedTuple
@@ -28,7 +29,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
+from gm_jax.core import parallel
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 
@@ -149,13 +152,51 @@ def _weighted_log_prob(x, params: GMMParams, covariance_type: str) -> jax.Array:
 _SWEEP_ROWS = 6912
 
 
-def _chunked_sum(fn, x, w: jax.Array, chunk: int | None, combine=None):
-    """sum over chunks of fn(x_chunk, w_chunk, rows); `combine(a, b)` merges (default: add leafwise).
+def _row_shards(n: int) -> int:
+    """Devices along the context mesh's data axis (`jax.set_mesh`), when the n rows split evenly
+    over them; 1 otherwise."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or parallel.DATA_AXIS not in mesh.axis_names:
+        return 1
+    d = dict(mesh.shape)[parallel.DATA_AXIS]
+    return d if d > 1 and n % d == 0 else 1
+
+
+def _chunked_sum(fn, x, w: jax.Array, chunk: int | None, combine=None, gather=None, consts=None):
+    """sum over chunks of fn(x_chunk, w_chunk, rows, consts); `combine(a, b)` merges two results
+    (default: add leafwise). `consts` (parameters, any pytree) reach `fn` as an argument rather than
+    through its closure, so that they can enter `shard_map` replicated.
 
     `x` is an array or a pytree of arrays sharing the leading (row) axis. Full chunks are read with
     `dynamic_slice` inside `lax.scan`; a final overlapping chunk covers the remainder with the
     already-seen rows masked out, so the data is never padded or copied.
+
+    Under a context mesh with a "data" axis (`jax.set_mesh`; the training loop sets its mesh, and
+    `fit` the mesh of sharded data) the rows are split over that axis, as batches are, and each
+    device sweeps its own rows (`shard_map`); the results meet in one `psum`, or in
+    `gather(all_gathered)` for non-additive parts. Without one, a row-sharded input is still
+    summed correctly, but slicing chunks out of its sharded axis makes every device gather every
+    row. `chunk` counts rows per device.
     """
+    shards = _row_shards(w.shape[0])
+    if shards == 1:
+        return _chunked_sum_local(lambda a, b, rows: fn(a, b, rows, consts), x, w, chunk, combine)
+    axis = parallel.DATA_AXIS
+    per = w.shape[0] // shards
+
+    def local(x, w, consts):
+        offset = jax.lax.axis_index(axis) * per
+        out = _chunked_sum_local(lambda a, b, rows: fn(a, b, rows + offset, consts), x, w, chunk, combine)
+        if gather is None:
+            return jax.lax.psum(out, axis)
+        return gather(jax.lax.all_gather(out, axis))
+
+    spec, repl = PartitionSpec(axis), PartitionSpec()
+    # check_vma=False: an all_gather's result is the same on every device, but is typed as varying.
+    return jax.shard_map(local, in_specs=(spec, spec, repl), out_specs=repl, check_vma=False)(x, w, consts)
+
+
+def _chunked_sum_local(fn, x, w: jax.Array, chunk: int | None, combine=None):
     n = w.shape[0]
     combine = combine or (lambda a, b: jax.tree.map(jnp.add, a, b))
     chunk = n if chunk is None else max(1, min(int(chunk), n))
@@ -190,6 +231,15 @@ def _lowest(ll: jax.Array, k: int) -> jax.Array:
     one-pass statistics pick the same points.
     """
     return jax.lax.top_k(-ll.astype(jnp.float32), k)[1]
+
+
+def _gather_stats(parts: Stats) -> Stats:
+    """`_combine_stats` over a leading axis of per-device results."""
+    k = parts.worst_ll.shape[-1]
+    ll, xs = parts.worst_ll.reshape(-1), parts.worst_x.reshape((-1,) + parts.worst_x.shape[2:])
+    idx = _lowest(ll, k)
+    additive = (jnp.sum(a, 0) for a in (parts.n, parts.nk, parts.sx, parts.s2, parts.loglik))
+    return Stats(*additive, worst_ll=ll[idx], worst_x=xs[idx])
 
 
 def _combine_stats(a: Stats, b: Stats) -> Stats:
@@ -299,11 +349,12 @@ def e_step_stats(
 
     shift = _shift(x, params, covariance_type)
 
-    def resp_and_ll(xs, rows, feats=None):
+    def resp_and_ll(c, xs, feats=None):
+        means, pc, logw, shift = c
         if covariance_type == "full":
-            lp = _full_log_gaussian_packed(feats, params.means - shift, pc) + logw
+            lp = _full_log_gaussian_packed(feats, means - shift, pc) + logw
         else:
-            lp = log_gaussian(xs, params.means, pc, covariance_type) + logw
+            lp = log_gaussian(xs, means, pc, covariance_type) + logw
         ll = jax.nn.logsumexp(lp, axis=1)
         return jnp.exp(lp - ll[:, None]), ll
 
@@ -316,11 +367,15 @@ def e_step_stats(
         # memory once per iteration instead of once per GEMM.
         feats, chunk = _packed_outer(x - shift), _SWEEP_ROWS
     return _chunked_sum(
-        lambda t, ws, r: _chunk_stats(t[0], ws, r, resp_and_ll, shift, covariance_type, k, feats=t[1]),
+        lambda t, ws, r, c: _chunk_stats(
+            t[0], ws, r, lambda xs, rows, f=None: resp_and_ll(c, xs, f), c[3], covariance_type, k, feats=t[1]
+        ),
         (x, feats),
         w,
         chunk,
         _combine_stats,
+        _gather_stats,
+        consts=(params.means, pc, logw, shift),
     )
 
 
@@ -436,16 +491,21 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, n_iter: int = 100, tol: float =
     return centers
 
 
-def _params_from_resp(x, resp_fn, covariance_type, reg_covar, k, chunk) -> GMMParams:
+def _params_from_resp(x, resp_fn, consts, covariance_type, reg_covar, k, chunk) -> GMMParams:
+    """One M-step from the responsibilities resp_fn(consts, x_chunk, rows) -> ([c, K], [c])."""
     d = x.shape[1]
     shift = jnp.mean(x, 0) if covariance_type in ("full", "tied") else jnp.zeros((k, d), x.dtype)
     w = jnp.ones(x.shape[:1], x.dtype)
     stats = _chunked_sum(
-        lambda xs, ws, rows: _chunk_stats(xs, ws, rows, resp_fn, shift, covariance_type, k),
+        lambda xs, ws, rows, c: _chunk_stats(
+            xs, ws, rows, lambda a, r, *_: resp_fn(c[0], a, r), c[1], covariance_type, k
+        ),
         x,
         w,
         chunk,
         _combine_stats,
+        _gather_stats,
+        consts=(consts, shift),
     )
     params, _ = m_step(stats, shift, covariance_type, reg_covar)
     return params
@@ -469,12 +529,12 @@ def initialize(
     k = n_components
     if init_params == "random":
 
-        def resp_fn(xs, rows, *_):
+        def resp_fn(key, xs, rows):
             # Keyed by the row index, so the draw does not depend on the chunk size.
             u = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(key, r), (k,), xs.dtype))(rows)
             return u / u.sum(1, keepdims=True), jnp.zeros(xs.shape[:1], xs.dtype)
 
-        return _params_from_resp(x, resp_fn, covariance_type, reg_covar, k, chunk)
+        return _params_from_resp(x, resp_fn, key, covariance_type, reg_covar, k, chunk)
     if init_params == "kmeans":
         centers = kmeans(key, x, k)
     elif init_params == "k-means++":
@@ -482,11 +542,11 @@ def initialize(
     else:  # random_from_data
         centers = x[jax.random.choice(key, x.shape[0], (k,), replace=False)]
 
-    def resp_fn(xs, rows, *_):
+    def resp_fn(centers, xs, rows):
         d2 = _sq_dist(xs, centers)
         return jax.nn.one_hot(jnp.argmin(d2, 1), k, dtype=xs.dtype), -jnp.min(d2, 1)
 
-    return _params_from_resp(x, resp_fn, covariance_type, reg_covar, k, chunk)
+    return _params_from_resp(x, resp_fn, centers, covariance_type, reg_covar, k, chunk)
 
 
 # ----------------------------------------------------------------------------- fit and friends
@@ -581,20 +641,29 @@ def fit(
         params_init = GMMParams(*(jnp.asarray(a, x.dtype) for a in params_init))
     run = jax.jit(_fit_jit, static_argnames=("n_components", "covariance_type", "max_iter", "init_params", "chunk"))
     keys = jax.random.split(key, n_init)
-    results = jax.vmap(
-        lambda k: run(
-            x,
-            k,
-            params_init,
-            tol=tol,
-            reg_covar=reg_covar,
-            n_components=n_components,
-            covariance_type=covariance_type,
-            max_iter=max_iter,
-            init_params=init_params,
-            chunk=chunk_size,
-        )
-    )(keys)
+    # Rows sharded over a mesh's data axis: the chunked sums run per device on that mesh.
+    sharding = getattr(x, "sharding", None)
+    on_mesh = (
+        isinstance(sharding, NamedSharding)
+        and len(sharding.spec) > 0
+        and sharding.spec[0] == parallel.DATA_AXIS
+        and not isinstance(x, jax.core.Tracer)
+    )
+    with jax.set_mesh(sharding.mesh) if on_mesh else contextlib.nullcontext():
+        results = jax.vmap(
+            lambda k: run(
+                x,
+                k,
+                params_init,
+                tol=tol,
+                reg_covar=reg_covar,
+                n_components=n_components,
+                covariance_type=covariance_type,
+                max_iter=max_iter,
+                init_params=init_params,
+                chunk=chunk_size,
+            )
+        )(keys)
     best = jnp.argmax(jnp.where(jnp.isfinite(results.lower_bound), results.lower_bound, -jnp.inf))
     return jax.tree.map(lambda a: a[best], results)
 

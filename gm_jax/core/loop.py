@@ -215,6 +215,13 @@ def train(family: Any, cfg: ml_collections.ConfigDict, workdir: str, mode: str =
     Raises:
       UserError: bad config, data, or workdir; unreadable checkpoint; non-finite loss.
     """
+    # The mesh is also the context mesh, so steps that split work over its data axis themselves
+    # (the GMM's chunked E-step) see the devices the batch is sharded over.
+    with jax.set_mesh(parallel.make_mesh()):
+        return _train(family, cfg, workdir, mode)
+
+
+def _train(family: Any, cfg: ml_collections.ConfigDict, workdir: str, mode: str) -> RunResult:
     if mode not in ("train", "eval", "sample"):
         raise UserError(f"--mode must be train, eval or sample, got {mode!r}")
     family = resolve_family(family)

@@ -36,6 +36,11 @@ def _best(fn, repeats):
     return best, out
 
 
+def _cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seqs", type=int, default=100)
@@ -44,13 +49,15 @@ def main():
     p.add_argument("--d", type=int, default=4)
     p.add_argument("--iters", type=int, default=11)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--devices", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--devices", type=int, default=_cores())
     a = p.parse_args()
     if a.devices < 1 or a.seqs % a.devices:
         sys.exit(f"error: --seqs={a.seqs} must split evenly over --devices={a.devices}")
     if a.iters < 2:
         sys.exit("error: --iters must be at least 2")
-    jax.config.update("jax_num_cpu_devices", a.devices)  # before the backend starts
+    # Before the backend starts: the comparison is on the CPU, with the requested device count.
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_num_cpu_devices", a.devices)
     from hmmlearn.hmm import GaussianHMM
 
     from gm_jax.classical import hmm

@@ -24,6 +24,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seqs", type=int, default=100)
@@ -31,11 +36,13 @@ def main():
     p.add_argument("--k", type=int, default=16)
     p.add_argument("--d", type=int, default=4)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--devices", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--devices", type=int, default=_cores())
     a = p.parse_args()
     if a.devices < 1 or a.seqs % a.devices:
         sys.exit(f"error: --seqs={a.seqs} must split evenly over --devices={a.devices}")
-    jax.config.update("jax_num_cpu_devices", a.devices)  # before the backend starts
+    # Before the backend starts: the comparison is on the CPU, with the requested device count.
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_num_cpu_devices", a.devices)
     from hmmlearn.hmm import GaussianHMM
 
     from gm_jax.classical import hmm

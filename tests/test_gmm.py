@@ -177,6 +177,23 @@ def test_empty_component_is_reseeded_not_nan():
     assert np.abs(np.asarray(r.params.means)).max() < 100
 
 
+def test_fit_on_row_sharded_data_equals_one_device(monkeypatch):
+    # fit() runs the chunked sums per device on the mesh of row-sharded input (shard_map inside the
+    # vmap over restarts); the result matches the single-device fit.
+    shards = []
+    row_shards = gmm._row_shards
+    monkeypatch.setattr(gmm, "_row_shards", lambda n: shards.append(row_shards(n)) or shards[-1])
+    x = jnp.asarray(_data(n=800, d=3, seed=9), jnp.float32)
+    mesh = parallel.make_mesh()
+    kw = dict(n_init=2, max_iter=15, tol=0.0, chunk_size=37, key=jax.random.key(3))
+    one = gmm.fit(jax.device_put(x, jax.devices()[0]), 3, "full", **kw)
+    assert set(shards) == {1}
+    sharded = gmm.fit(jax.device_put(x, NamedSharding(mesh, PartitionSpec("data"))), 3, "full", **kw)
+    assert 8 in shards  # the E-step and the initialisation split the rows over the 8 devices
+    for a, b in zip(jax.tree.leaves(sharded), jax.tree.leaves(one), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+
+
 def test_n_init_keeps_the_best_restart():
     x = _data(n=500, seed=5)
     x = jnp.asarray(x, jnp.float32)

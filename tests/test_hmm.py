@@ -363,6 +363,30 @@ def test_posteriors_under_shard_map_equal_one_device():
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=1e-5)
 
 
+def test_explicit_mesh_em_step_and_fit_equal_one_device():
+    seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, "diag", seed=12, lengths=tuple(range(20, 60, 5)))
+    xp, lp = hmm.pad_sequences(seqs, np.float32)
+    p = hmm.HMMParams(
+        jnp.log(jnp.asarray(start, jnp.float32)),
+        jnp.log(jnp.asarray(trans, jnp.float32)),
+        {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
+    )
+    em = hmm.Gaussian("diag")
+    mesh = jax.make_mesh((8,), ("data",))
+    assert jax.sharding.AxisType.Explicit in mesh.axis_types
+    sh = NamedSharding(mesh, PartitionSpec("data"))
+    xs, ls = jax.device_put(xp, sh), jax.device_put(lp, sh)
+    step = jax.jit(lambda p, x, n: hmm.em_step(p, em, x, n))
+    with jax.set_mesh(mesh):
+        got = step(p, xs, ls)
+        fitted = hmm.fit(p, em, xs, ls, n_iter=5, tol=-np.inf, check=False)
+    want = step(p, jnp.asarray(xp), jnp.asarray(lp))
+    for u, v in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=5e-5)
+    ref = hmm.fit(p, em, jnp.asarray(xp), jnp.asarray(lp), n_iter=5, tol=-np.inf, check=False)
+    np.testing.assert_allclose(np.asarray(fitted.history), np.asarray(ref.history), rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     "change,match",
     [

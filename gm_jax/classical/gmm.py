@@ -172,7 +172,7 @@ def _chunked_sum(fn, x, w: jax.Array, chunk: int | None, combine=None, gather=No
     already-seen rows masked out, so the data is never padded or copied.
 
     Under a context mesh with a "data" axis (`jax.set_mesh`; the training loop sets its mesh, and
-    `fit` the mesh of sharded data) the rows are split over that axis, as batches are, and each
+    `fit` the mesh its data is placed on) the rows are split over that axis, as batches are, and each
     device sweeps its own rows (`shard_map`); the results meet in one `psum`, or in
     `gather(all_gathered)` for non-additive parts. Without one, a row-sharded input is still
     summed correctly, but slicing chunks out of its sharded axis makes every device gather every
@@ -330,6 +330,7 @@ def _shift(x: jax.Array, params: GMMParams, covariance_type: str) -> jax.Array:
     return params.means
 
 
+@parallel.auto_axes_if_explicit
 def e_step_stats(
     x: jax.Array, params: GMMParams, covariance_type: str, weights: jax.Array | None = None, chunk: int | None = None
 ) -> Stats:
@@ -428,6 +429,7 @@ def m_step(stats: Stats, shift: jax.Array, covariance_type: str, reg_covar: floa
     return GMMParams(weights, means, cov), jnp.sum(empty)
 
 
+@parallel.auto_axes_if_explicit
 def em_step(
     x: jax.Array,
     params: GMMParams,
@@ -639,16 +641,14 @@ def fit(
     if params_init is not None:
         validate_params(params_init, x.shape[1], covariance_type)
         params_init = GMMParams(*(jnp.asarray(a, x.dtype) for a in params_init))
-    run = jax.jit(_fit_jit, static_argnames=("n_components", "covariance_type", "max_iter", "init_params", "chunk"))
-    keys = jax.random.split(key, n_init)
-    # Rows sharded over a mesh's data axis: the chunked sums run per device on that mesh.
-    sharding = getattr(x, "sharding", None)
-    on_mesh = (
-        isinstance(sharding, NamedSharding)
-        and len(sharding.spec) > 0
-        and sharding.spec[0] == parallel.DATA_AXIS
-        and not isinstance(x, jax.core.Tracer)
+    run = jax.jit(
+        _fit_jit_auto, static_argnames=("n_components", "covariance_type", "max_iter", "init_params", "chunk")
     )
+    keys = jax.random.split(key, n_init)
+    # Data placed on a mesh: that mesh is the context mesh, so the chunked sums run per device along
+    # its data axis (when it has one) and explicit axes are handled (`parallel.auto_axes_if_explicit`).
+    sharding = getattr(x, "sharding", None)
+    on_mesh = isinstance(sharding, NamedSharding) and not isinstance(x, jax.core.Tracer)
     with jax.set_mesh(sharding.mesh) if on_mesh else contextlib.nullcontext():
         results = jax.vmap(
             lambda k: run(
@@ -689,6 +689,9 @@ def _fit_jit(x, key, params_init, *, tol, reg_covar, n_components, covariance_ty
     init = (0, params, jnp.asarray(-jnp.inf, dtype), hist, jnp.asarray(False), jnp.asarray(0))
     n_iter, params, lb, hist, converged, n_re = jax.lax.while_loop(cond, body, init)
     return FitResult(params, lb, hist, n_iter, converged, n_re)
+
+
+_fit_jit_auto = parallel.auto_axes_if_explicit(_fit_jit)
 
 
 def score_samples(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.classical import gmm
+from gm_jax.core import parallel
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 
@@ -446,6 +447,7 @@ def posteriors(params: HMMParams, emission, x, lengths, trans_counts: bool = Tru
     return Posterior(*_forward_backward_batch(params.log_start, params.log_trans, ll, mask, counts))
 
 
+@parallel.auto_axes_if_explicit
 def em_step(params: HMMParams, emission, x, lengths, start_prior=1.0, trans_prior=1.0, emission_prior=1.0):
     """One Baum-Welch iteration over padded sequences; statistics are sums over sequences and steps,
     so sharding x over devices gives the same result as one device.
@@ -531,6 +533,7 @@ def fit(
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6))
+@parallel.auto_axes_if_explicit
 def _fit_jit(params, x, lengths, tol, priors, emission, n_iter):
     """The Baum-Welch loop of `fit`, compiled once per emission model, iteration budget and shapes."""
     dtype = params.log_trans.dtype

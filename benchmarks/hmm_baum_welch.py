@@ -13,18 +13,13 @@ sharded run.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 import warnings
 
-import jax
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+from benchmarks import hmm_setup
 
 
 def _best(fn, repeats):
@@ -36,47 +31,20 @@ def _best(fn, repeats):
     return best, out
 
 
-def _cores() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--seqs", type=int, default=100)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--k", type=int, default=16)
-    p.add_argument("--d", type=int, default=4)
-    p.add_argument("--iters", type=int, default=11)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--devices", type=int, default=_cores())
-    a = p.parse_args()
-    if a.devices < 1 or a.seqs % a.devices:
-        sys.exit(f"error: --seqs={a.seqs} must split evenly over --devices={a.devices}")
+    a = hmm_setup.parse_args(lambda p: p.add_argument("--iters", type=int, default=11), repeats=3)
     if a.iters < 2:
         sys.exit("error: --iters must be at least 2")
-    # Before the backend starts: the comparison is on the CPU, with the requested device count.
-    jax.config.update("jax_platforms", "cpu")
-    jax.config.update("jax_num_cpu_devices", a.devices)
+    import jax
+    import jax.numpy as jnp
     from hmmlearn.hmm import GaussianHMM
 
     from gm_jax.classical import hmm
     from gm_jax.core import parallel
 
-    rng = np.random.default_rng(0)
     k, d = a.k, a.d
-    start = rng.dirichlet(np.ones(k))
-    trans = rng.dirichlet(np.ones(k), k) + 4 * np.eye(k)
-    trans /= trans.sum(1, keepdims=True)
-    means = rng.normal(0, 2, (k, d))
-    cov = rng.uniform(0.5, 1.5, (k, d))
     em = hmm.Gaussian("diag", reg_covar=1e-12)
-    truth = hmm.HMMParams(
-        jnp.log(start), jnp.log(trans), {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)}
-    )
-    x, _ = hmm.sample(jax.random.key(0), truth, em, a.steps, a.seqs)
-    x = np.asarray(x)
-    lengths = np.full(a.seqs, a.steps)
+    (start, trans, means, cov), x, lengths = hmm_setup.problem(a, em)
     # Start away from the truth.
     init = (np.full(k, 1.0 / k), np.full((k, k), 1.0 / k) * 0.5 + 0.5 * np.eye(k), means + 0.5, cov * 1.5)
 

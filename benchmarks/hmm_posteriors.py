@@ -11,57 +11,28 @@ no parallel mode. Last line: `speedup <ratio> vs hmmlearn-scaling` for the shard
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import time
 
-import jax
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-
-def _cores() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+from benchmarks import hmm_setup
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--seqs", type=int, default=100)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--k", type=int, default=16)
-    p.add_argument("--d", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--devices", type=int, default=_cores())
-    a = p.parse_args()
-    if a.devices < 1 or a.seqs % a.devices:
-        sys.exit(f"error: --seqs={a.seqs} must split evenly over --devices={a.devices}")
-    # Before the backend starts: the comparison is on the CPU, with the requested device count.
-    jax.config.update("jax_platforms", "cpu")
-    jax.config.update("jax_num_cpu_devices", a.devices)
+    a = hmm_setup.parse_args(lambda p: None, repeats=5)
+    import jax
+    import jax.numpy as jnp
     from hmmlearn.hmm import GaussianHMM
 
     from gm_jax.classical import hmm
     from gm_jax.core import parallel
 
-    rng = np.random.default_rng(0)
     k, d = a.k, a.d
-    start = rng.dirichlet(np.ones(k))
-    trans = rng.dirichlet(np.ones(k), k) + 4 * np.eye(k)
-    trans /= trans.sum(1, keepdims=True)
-    means = rng.normal(0, 2, (k, d))
-    cov = rng.uniform(0.5, 1.5, (k, d))
     em = hmm.Gaussian("diag")
+    (start, trans, means, cov), x, lengths = hmm_setup.problem(a, em)
     params = hmm.HMMParams(
         jnp.log(start), jnp.log(trans), {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)}
     )
-    x, _ = hmm.sample(jax.random.key(0), params, em, a.steps, a.seqs)
-    x = np.asarray(x)
-    lengths = np.full(a.seqs, a.steps)
 
     ref = GaussianHMM(k, covariance_type="diag", implementation="scaling", init_params="")
     ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = start, trans, means, cov

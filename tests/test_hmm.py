@@ -316,14 +316,16 @@ def test_structural_zeros_stay_zero_with_dirichlet_prior():
     assert np.all(np.isfinite(np.asarray(r.history)))
 
 
+def _params32(start, trans, means, cov):
+    """Gaussian-emission HMMParams in float32 from probabilities."""
+    start, trans, means, cov = (jnp.asarray(v, jnp.float32) for v in (start, trans, means, cov))
+    return hmm.HMMParams(jnp.log(start), jnp.log(trans), {"means": means, "covariances": cov})
+
+
 def test_sharded_over_eight_devices_equals_one_device():
     seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, "full", seed=6, lengths=tuple(range(20, 60, 5)))
     xp, lp = hmm.pad_sequences(seqs, np.float32)
-    p = hmm.HMMParams(
-        jnp.log(jnp.asarray(start, jnp.float32)),
-        jnp.log(jnp.asarray(trans, jnp.float32)),
-        {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
-    )
+    p = _params32(start, trans, means, cov)
     em = hmm.Gaussian("full")
     step = jax.jit(lambda x, n, p: hmm.em_step(p, em, x, n))
     mesh = parallel.make_mesh()
@@ -340,11 +342,7 @@ def test_posteriors_under_shard_map_equal_one_device():
     # the mesh axis like the data it comes from.
     seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, "diag", seed=8, lengths=tuple(range(20, 60, 5)))
     xp, lp = hmm.pad_sequences(seqs, np.float32)
-    p = hmm.HMMParams(
-        jnp.log(jnp.asarray(start, jnp.float32)),
-        jnp.log(jnp.asarray(trans, jnp.float32)),
-        {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
-    )
+    p = _params32(start, trans, means, cov)
     em = hmm.Gaussian("diag")
     mesh = parallel.make_mesh()
     spec = PartitionSpec("data")
@@ -366,11 +364,7 @@ def test_posteriors_under_shard_map_equal_one_device():
 def test_explicit_mesh_em_step_and_fit_equal_one_device():
     seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, "diag", seed=12, lengths=tuple(range(20, 60, 5)))
     xp, lp = hmm.pad_sequences(seqs, np.float32)
-    p = hmm.HMMParams(
-        jnp.log(jnp.asarray(start, jnp.float32)),
-        jnp.log(jnp.asarray(trans, jnp.float32)),
-        {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
-    )
+    p = _params32(start, trans, means, cov)
     em = hmm.Gaussian("diag")
     mesh = jax.make_mesh((8,), ("data",))
     assert jax.sharding.AxisType.Explicit in mesh.axis_types

@@ -162,10 +162,10 @@ def _row_shards(n: int) -> int:
     return d if d > 1 and n % d == 0 else 1
 
 
-def _chunked_sum(fn, x, w: jax.Array, chunk: int | None, combine=None, gather=None, consts=None):
-    """sum over chunks of fn(x_chunk, w_chunk, rows, consts); `combine(a, b)` merges two results
-    (default: add leafwise). `consts` (parameters, any pytree) reach `fn` as an argument rather than
-    through its closure, so that they can enter `shard_map` replicated.
+def _chunked_sum(fn, x, w: jax.Array, chunk: int | None, merge=None, consts=None):
+    """sum over chunks of fn(x_chunk, w_chunk, rows, consts); `merge(parts)` reduces results stacked
+    on a leading axis (default: add leafwise). `consts` (parameters, any pytree) reach `fn` as an
+    argument rather than through its closure, so that they can enter `shard_map` replicated.
 
     `x` is an array or a pytree of arrays sharing the leading (row) axis. Full chunks are read with
     `dynamic_slice` inside `lax.scan`; a final overlapping chunk covers the remainder with the
@@ -174,31 +174,36 @@ def _chunked_sum(fn, x, w: jax.Array, chunk: int | None, combine=None, gather=No
     Under a context mesh with a "data" axis (`jax.set_mesh`; the training loop sets its mesh, and
     `fit` the mesh its data is placed on) the rows are split over that axis, as batches are, and each
     device sweeps its own rows (`shard_map`); the results meet in one `psum`, or in
-    `gather(all_gathered)` for non-additive parts. Without one, a row-sharded input is still
+    `merge(all_gathered)` when a merge is given. Without one, a row-sharded input is still
     summed correctly, but slicing chunks out of its sharded axis makes every device gather every
     row. `chunk` counts rows per device.
     """
     shards = _row_shards(w.shape[0])
     if shards == 1:
-        return _chunked_sum_local(lambda a, b, rows: fn(a, b, rows, consts), x, w, chunk, combine)
+        return _chunked_sum_local(lambda a, b, rows: fn(a, b, rows, consts), x, w, chunk, merge)
     axis = parallel.DATA_AXIS
     per = w.shape[0] // shards
 
     def local(x, w, consts):
         offset = jax.lax.axis_index(axis) * per
-        out = _chunked_sum_local(lambda a, b, rows: fn(a, b, rows + offset, consts), x, w, chunk, combine)
-        if gather is None:
+        out = _chunked_sum_local(lambda a, b, rows: fn(a, b, rows + offset, consts), x, w, chunk, merge)
+        if merge is None:
             return jax.lax.psum(out, axis)
-        return gather(jax.lax.all_gather(out, axis))
+        return merge(jax.lax.all_gather(out, axis))
 
     spec, repl = PartitionSpec(axis), PartitionSpec()
     # check_vma=False: an all_gather's result is the same on every device, but is typed as varying.
     return jax.shard_map(local, in_specs=(spec, spec, repl), out_specs=repl, check_vma=False)(x, w, consts)
 
 
-def _chunked_sum_local(fn, x, w: jax.Array, chunk: int | None, combine=None):
+def _chunked_sum_local(fn, x, w: jax.Array, chunk: int | None, merge=None):
     n = w.shape[0]
-    combine = combine or (lambda a, b: jax.tree.map(jnp.add, a, b))
+
+    def combine(a, b):
+        if merge is None:
+            return jax.tree.map(jnp.add, a, b)
+        return merge(jax.tree.map(lambda u, v: jnp.stack([u, v]), a, b))
+
     chunk = n if chunk is None else max(1, min(int(chunk), n))
     m, rem = divmod(n, chunk)
 
@@ -233,22 +238,14 @@ def _lowest(ll: jax.Array, k: int) -> jax.Array:
     return jax.lax.top_k(-ll.astype(jnp.float32), k)[1]
 
 
-def _gather_stats(parts: Stats) -> Stats:
-    """`_combine_stats` over a leading axis of per-device results."""
+def _merge_stats(parts: Stats) -> Stats:
+    """Statistics stacked on a leading axis (chunks, devices) merged: the sums added, and the K
+    worst-explained points of all of them kept."""
     k = parts.worst_ll.shape[-1]
     ll, xs = parts.worst_ll.reshape(-1), parts.worst_x.reshape((-1,) + parts.worst_x.shape[2:])
     idx = _lowest(ll, k)
     additive = (jnp.sum(a, 0) for a in (parts.n, parts.nk, parts.sx, parts.s2, parts.loglik))
     return Stats(*additive, worst_ll=ll[idx], worst_x=xs[idx])
-
-
-def _combine_stats(a: Stats, b: Stats) -> Stats:
-    k = a.worst_ll.shape[0]
-    ll = jnp.concatenate([a.worst_ll, b.worst_ll])
-    xs = jnp.concatenate([a.worst_x, b.worst_x])
-    idx = _lowest(ll, k)
-    summed = jax.tree.map(jnp.add, a._replace(worst_ll=0.0, worst_x=0.0), b._replace(worst_ll=0.0, worst_x=0.0))
-    return summed._replace(worst_ll=ll[idx], worst_x=xs[idx])
 
 
 def _packed_outer(x: jax.Array) -> jax.Array:
@@ -374,8 +371,7 @@ def e_step_stats(
         (x, feats),
         w,
         chunk,
-        _combine_stats,
-        _gather_stats,
+        _merge_stats,
         consts=(params.means, pc, logw, shift),
     )
 
@@ -505,8 +501,7 @@ def _params_from_resp(x, resp_fn, consts, covariance_type, reg_covar, k, chunk) 
         x,
         w,
         chunk,
-        _combine_stats,
-        _gather_stats,
+        _merge_stats,
         consts=(consts, shift),
     )
     params, _ = m_step(stats, shift, covariance_type, reg_covar)
@@ -641,9 +636,7 @@ def fit(
     if params_init is not None:
         validate_params(params_init, x.shape[1], covariance_type)
         params_init = GMMParams(*(jnp.asarray(a, x.dtype) for a in params_init))
-    run = jax.jit(
-        _fit_jit_auto, static_argnames=("n_components", "covariance_type", "max_iter", "init_params", "chunk")
-    )
+    run = jax.jit(_fit_jit, static_argnames=("n_components", "covariance_type", "max_iter", "init_params", "chunk"))
     keys = jax.random.split(key, n_init)
     # Data placed on a mesh: that mesh is the context mesh, so the chunked sums run per device along
     # its data axis (when it has one) and explicit axes are handled (`parallel.auto_axes_if_explicit`).
@@ -668,6 +661,7 @@ def fit(
     return jax.tree.map(lambda a: a[best], results)
 
 
+@parallel.auto_axes_if_explicit
 def _fit_jit(x, key, params_init, *, tol, reg_covar, n_components, covariance_type, max_iter, init_params, chunk):
     if params_init is None:
         params = initialize(key, x, n_components, covariance_type, init_params, reg_covar, chunk)
@@ -689,9 +683,6 @@ def _fit_jit(x, key, params_init, *, tol, reg_covar, n_components, covariance_ty
     init = (0, params, jnp.asarray(-jnp.inf, dtype), hist, jnp.asarray(False), jnp.asarray(0))
     n_iter, params, lb, hist, converged, n_re = jax.lax.while_loop(cond, body, init)
     return FitResult(params, lb, hist, n_iter, converged, n_re)
-
-
-_fit_jit_auto = parallel.auto_axes_if_explicit(_fit_jit)
 
 
 def score_samples(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:

@@ -97,8 +97,8 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
     (alpha normalised, c the step normalisers) and stores u_t = R_t[:K] b_t / R_t[K] = alpha_t c_t,
     where b_t are the emission likelihoods scaled to a maximum of 1 per step. The backward pass
     carries r_t = [A (b_{t+1} beta_{t+1}); sum(b_{t+1} beta_{t+1})], i.e. beta_t up to scale, and
-    overwrites the stored u_t with the smoothed marginals in place, so the whole pass holds two
-    [T, K, S] arrays (on CPU, temporaries above the allocator's reuse threshold, 32 MB with glibc,
+    overwrites the stored u_t with the smoothed marginals in place (without counts), so the whole
+    pass holds two [T, K, S] arrays (on CPU, temporaries above the allocator's reuse threshold, 32 MB with glibc,
     are freshly mapped on every call, and touching that memory cost more than the arithmetic).
     Per-step normalisation makes every scale cancel; nothing underflows at any T.
     """

@@ -141,9 +141,9 @@ def _scalar(x: Any) -> float:
 class _Run:
     """One call of `train`: holds the compiled functions and the run's keys."""
 
-    def __init__(self, family, cfg, workdir):
+    def __init__(self, family, cfg, workdir, mesh):
         self.family, self.cfg, self.workdir = family, cfg, workdir
-        self.mesh = parallel.make_mesh()
+        self.mesh = mesh
         self.repl = parallel.replicated(self.mesh)
         self.data_sharding = parallel.batch_sharded(self.mesh)
         init_key, data_key, self.loop_key = jax.random.split(jax.random.key(cfg.seed), 3)
@@ -217,17 +217,18 @@ def train(family: Any, cfg: ml_collections.ConfigDict, workdir: str, mode: str =
     """
     # The mesh is also the context mesh, so steps that split work over its data axis themselves
     # (the GMM's chunked E-step) see the devices the batch is sharded over.
-    with jax.set_mesh(parallel.make_mesh()):
-        return _train(family, cfg, workdir, mode)
+    mesh = parallel.make_mesh()
+    with jax.set_mesh(mesh):
+        return _train(family, cfg, workdir, mode, mesh)
 
 
-def _train(family: Any, cfg: ml_collections.ConfigDict, workdir: str, mode: str) -> RunResult:
+def _train(family: Any, cfg: ml_collections.ConfigDict, workdir: str, mode: str, mesh) -> RunResult:
     if mode not in ("train", "eval", "sample"):
         raise UserError(f"--mode must be train, eval or sample, got {mode!r}")
     family = resolve_family(family)
     _validate(cfg)
     workdir = os.path.abspath(workdir)
-    run = _Run(family, cfg, workdir)
+    run = _Run(family, cfg, workdir, mesh)
     parallel.check_global_batch(cfg.train.batch_size, run.mesh)
     from gm_jax import data as data_lib
 

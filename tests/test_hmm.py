@@ -48,12 +48,13 @@ def _brute(ls, lt, ll, length):
     return tot, g, xi, np.array(best_z), best
 
 
-@pytest.mark.parametrize("length", [5, 3])
+@pytest.mark.parametrize("t_len,length", [(5, 5), (5, 3), (6, 6), (6, 2)])
 @pytest.mark.parametrize("zero", [False, True])
-def test_forward_backward_and_viterbi_match_brute_force(length, zero):
+def test_forward_backward_and_viterbi_match_brute_force(t_len, length, zero):
+    # Odd and even T, each with and without padding at the end.
     with jax.enable_x64(True):
-        ls, lt, ll = _rand_model(3, 5, seed=length, zero=zero)
-        mask = np.arange(5) < length
+        ls, lt, ll = _rand_model(3, t_len, seed=length, zero=zero)
+        mask = np.arange(t_len) < length
         tot, g, xi, z, best = _brute(ls, lt, ll, length)
         post = hmm.smooth(ls, lt, ll, mask)
         assert float(post.log_likelihood) == pytest.approx(tot, rel=1e-12)

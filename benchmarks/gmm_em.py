@@ -130,7 +130,7 @@ def main():
     ts, ls = run_sklearn(xs.astype(np.float64) if a.float64 else xs, init, a.iters, a.repeats)
     print(
         f"GMM EM, full covariance, N={a.n} D={a.d} K={a.k}, {np.dtype(dtype).name}, {a.iters} iterations, "
-        f"same initial parameters"
+        f"same initial parameters, gm_jax on {jax.devices()[0].device_kind}"
     )
     print(f"{'impl':<10}{'ms/iter':>10}{'final mean loglik':>20}")
     print(f"{'gm_jax':<10}{1000 * tj:>10.1f}{lj:>20.6f}")

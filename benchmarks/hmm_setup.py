@@ -1,5 +1,5 @@
-"""What the HMM benchmarks share: their arguments, the CPU devices, and the known Gaussian HMM
-whose sampled sequences both libraries process (float64)."""
+"""What the HMM benchmarks share: their arguments, the devices gm_jax runs on, and the known
+Gaussian HMM whose sampled sequences both libraries process (float64)."""
 
 from __future__ import annotations
 
@@ -25,15 +25,39 @@ def parse_args(add_args, repeats: int) -> argparse.Namespace:
     p.add_argument("--k", type=int, default=16)
     p.add_argument("--d", type=int, default=4)
     p.add_argument("--repeats", type=int, default=repeats)
-    p.add_argument("--devices", type=int, default=cores())
+    p.add_argument("--devices", type=int, default=cores(), help="CPU devices to shard the sequences over")
+    p.add_argument("--platform", choices=("cpu", "gpu"), default="cpu", help="where gm_jax runs")
     add_args(p)
     a = p.parse_args()
+    jax.config.update("jax_enable_x64", True)
+    if a.platform == "gpu":
+        jax.config.update("jax_platforms", "cuda")
+        a.devices = 1
+        return a
     if a.devices < 1 or a.seqs % a.devices:
         sys.exit(f"error: --seqs={a.seqs} must split evenly over --devices={a.devices}")
-    jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_platforms", "cpu")  # the comparison is on the CPU
     jax.config.update("jax_num_cpu_devices", a.devices)
     return a
+
+
+def placements(a):
+    """(label, put) pairs gm_jax is timed with, put(params, x, lengths) placing the arrays: one
+    device, then on the CPU with --devices > 1 the sequences sharded over those devices."""
+    from gm_jax.core import parallel
+
+    dev = jax.devices()[0]
+    one = "1 GPU" if a.platform == "gpu" else "1 CPU device"
+    out = [(f"gm_jax, {one}", lambda *arrays: jax.device_put(arrays, dev))]
+    if a.devices > 1:
+        mesh = parallel.make_mesh()
+        shard, repl = parallel.batch_sharded(mesh), parallel.replicated(mesh)
+
+        def put(params, x, lengths):
+            return jax.device_put(params, repl), jax.device_put(x, shard), jax.device_put(lengths, shard)
+
+        out.append((f"gm_jax, {a.devices} CPU devices (sharded)", put))
+    return out
 
 
 def problem(a, emission):

@@ -15,7 +15,7 @@ from gm_jax.classical import gmm
 from gm_jax.core import parallel
 from gm_jax.core.errors import UserError
 from gm_jax.data.sources import GMM2D_TRUE
-from tests.helpers import random_covariances
+from tests.helpers import imprecise_products, random_covariances
 
 COV_TYPES = gmm.COVARIANCE_TYPES
 
@@ -262,3 +262,32 @@ def test_bad_input_names_the_argument(kwargs, match):
     args.update(kwargs)
     with pytest.raises(UserError, match=match):
         gmm.fit(args.pop("x"), args.pop("n_components"), args.pop("covariance_type"), **args)
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_every_matrix_product_asks_for_full_precision(cov_type):
+    x = jnp.asarray(_data(n=64), jnp.float32)
+    params = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, cov_type)))
+    key = jax.random.key(0)
+
+    def fit(x, key):  # k-means initialisation, then EM in chunks (the remainder chunk included)
+        return gmm._fit_jit(
+            x,
+            key,
+            None,
+            tol=1e-3,
+            reg_covar=1e-6,
+            n_components=3,
+            covariance_type=cov_type,
+            max_iter=3,
+            init_params="kmeans",
+            chunk=24,
+        )
+
+    for fn, args in [
+        (fit, (x, key)),
+        (lambda x, p: gmm.em_step(x, p, cov_type, 1e-6), (x, params)),
+        (lambda x, p: gmm.predict_proba(x, p, cov_type), (x, params)),
+        (lambda k, p: gmm.sample(k, p, 8, cov_type), (key, params)),
+    ]:
+        assert imprecise_products(fn, *args) == []

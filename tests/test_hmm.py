@@ -13,7 +13,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from gm_jax.classical import hmm
 from gm_jax.core import parallel
 from gm_jax.core.errors import UserError
-from tests.helpers import random_covariances
+from tests.helpers import imprecise_products, random_covariances
 
 
 def _rand_model(k, t, seed=0, zero=False):
@@ -404,3 +404,35 @@ def test_bad_input_names_the_argument(change, match):
     p, x, n = change(p, jnp.asarray(xp), np.asarray(lp))
     with pytest.raises(UserError, match=match):
         hmm.fit(p, hmm.Gaussian("diag"), x, n, n_iter=2)
+
+
+@pytest.mark.parametrize("emission", ["gaussian-full", "gaussian-diag", "categorical", "gmm"])
+def test_every_matrix_product_asks_for_full_precision(emission):
+    k, d, m = 3, 2, 4
+    rng = np.random.default_rng(0)
+    if emission == "categorical":
+        em = hmm.Categorical(m)
+        ep = {"log_probs": jnp.log(jnp.asarray(rng.dirichlet(np.ones(m), k), jnp.float32))}
+        x = jnp.asarray(rng.integers(0, m, (4, 9)))
+    elif emission == "gmm":
+        em = hmm.GaussianMixture(2, "full")
+        ep = {
+            "log_weights": jnp.full((k, 2), -np.log(2.0), jnp.float32),
+            "means": jnp.asarray(rng.normal(size=(k, 2, d)), jnp.float32),
+            "covariances": jnp.broadcast_to(jnp.eye(d, dtype=jnp.float32), (k, 2, d, d)),
+        }
+        x = jnp.asarray(rng.normal(size=(4, 9, d)), jnp.float32)
+    else:
+        cov_type = emission.split("-")[1]
+        em = hmm.Gaussian(cov_type)
+        cov = random_covariances(rng, k, d, cov_type, base=1.0, spread=0.2)
+        ep = {"means": jnp.asarray(rng.normal(size=(k, d)), jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)}
+        x = jnp.asarray(rng.normal(size=(4, 9, d)), jnp.float32)
+    p = hmm.HMMParams(jnp.log(jnp.full((k,), 1.0 / k)), jnp.log(jnp.full((k, k), 1.0 / k)), ep)
+    lengths = jnp.asarray([9, 5, 7, 2])
+    for fn, args in [
+        (lambda p, x, n: hmm._fit_jit(p, x, n, 1e-2, (1.0, 1.0, 1.0), em, 3), (p, x, lengths)),
+        (lambda p, x, n: hmm.posteriors(p, em, x, n), (p, x, lengths)),
+        (lambda p, key: hmm.sample(key, p, em, 5, 2), (p, jax.random.key(0))),
+    ]:
+        assert imprecise_products(fn, *args) == []

@@ -39,6 +39,21 @@ COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 LOG_2PI = math.log(2.0 * math.pi)
 
+# Every matrix product here runs in full float32 (or float64): JAX's default for float32 on GPUs
+# (TF32) and TPUs (bfloat16 passes) keeps 10 or 8 mantissa bits, and the expanded quadratic forms
+# of the E-step cancel.
+PRECISION = jax.lax.Precision.HIGHEST
+
+
+def mm(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a @ b at full precision."""
+    return jnp.matmul(a, b, precision=PRECISION)
+
+
+def einsum(spec: str, *operands: jax.Array) -> jax.Array:
+    """jnp.einsum at full precision."""
+    return jnp.einsum(spec, *operands, precision=PRECISION)
+
 
 class GMMParams(NamedTuple):
     """Mixture parameters.
@@ -116,11 +131,11 @@ def log_gaussian(x: jax.Array, means: jax.Array, prec_chol: jax.Array, covarianc
     d = x.shape[-1]
     if covariance_type == "full":
         log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=-2, axis2=-1)), -1)  # [K]
-        y = jnp.einsum("nd,kde->nke", x, prec_chol) - jnp.einsum("kd,kde->ke", means, prec_chol)
+        y = einsum("nd,kde->nke", x, prec_chol) - einsum("kd,kde->ke", means, prec_chol)
         maha = jnp.sum(y * y, -1)
     elif covariance_type == "tied":
         log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol)))
-        y = (x @ prec_chol)[:, None, :] - (means @ prec_chol)[None]
+        y = mm(x, prec_chol)[:, None, :] - mm(means, prec_chol)[None]
         maha = jnp.sum(y * y, -1)
     elif covariance_type == "diag":
         log_det = jnp.sum(jnp.log(prec_chol), -1)
@@ -130,11 +145,11 @@ def log_gaussian(x: jax.Array, means: jax.Array, prec_chol: jax.Array, covarianc
             # (the GEMM's output would be written to memory and read back).
             maha = sum(p2[:, i] * (x[:, i, None] - means[:, i]) ** 2 for i in range(d))
         else:
-            maha = jnp.sum(means**2 * p2, 1) - 2.0 * x @ (means * p2).T + (x * x) @ p2.T
+            maha = jnp.sum(means**2 * p2, 1) - 2.0 * mm(x, (means * p2).T) + mm(x * x, p2.T)
     else:  # spherical
         log_det = d * jnp.log(prec_chol)
         p2 = prec_chol**2  # [K]
-        maha = jnp.sum(means**2, 1) * p2 - 2.0 * (x @ means.T) * p2 + jnp.sum(x * x, 1)[:, None] * p2
+        maha = jnp.sum(means**2, 1) * p2 - 2.0 * mm(x, means.T) * p2 + jnp.sum(x * x, 1)[:, None] * p2
     return -0.5 * (d * LOG_2PI + maha) + log_det
 
 
@@ -276,12 +291,12 @@ def _full_log_gaussian_packed(feats, means_c, prec_chol):
     M-step reuses, instead of an [N, K, D] intermediate.
     """
     d = means_c.shape[-1]
-    prec = jnp.einsum("kij,klj->kil", prec_chol, prec_chol)  # [K, D, D]
+    prec = einsum("kij,klj->kil", prec_chol, prec_chol)  # [K, D, D]
     i, j = np.triu_indices(d)
     w = prec[:, i, j] * jnp.where(i == j, 1.0, 2.0).astype(feats.dtype)  # [K, D(D+1)/2]
-    pm = jnp.einsum("kij,kj->ki", prec, means_c)  # [K, D]
+    pm = einsum("kij,kj->ki", prec, means_c)  # [K, D]
     const = jnp.sum(pm * means_c, -1)  # [K]
-    maha = jnp.maximum(feats @ jnp.concatenate([w, -2.0 * pm], 1).T + const, 0.0)
+    maha = jnp.maximum(mm(feats, jnp.concatenate([w, -2.0 * pm], 1).T) + const, 0.0)
     log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=-2, axis2=-1)), -1)
     return -0.5 * (d * LOG_2PI + maha) + log_det
 
@@ -297,16 +312,16 @@ def _chunk_stats(xs, ws, rows, resp_and_ll, shift, covariance_type: str, k: int,
     r = r * ws[:, None]
     nk = r.sum(0)
     if covariance_type == "full":
-        moments = r.T @ feats  # second moments around the shift (packed), then first moments
+        moments = mm(r.T, feats)  # second moments around the shift (packed), then first moments
         d = xs.shape[1]
         s2, sx = moments[:, :-d], moments[:, -d:] + nk[:, None] * shift
     elif covariance_type == "tied":
-        sx = r.T @ xs
+        sx = mm(r.T, xs)
         xc = xs - shift  # shift: [D]
-        s2 = (xc * ws[:, None]).T @ xc
+        s2 = mm((xc * ws[:, None]).T, xc)
     else:
-        sx = r.T @ xs
-        s2 = r.T @ (xs * xs) - 2.0 * shift * sx + nk[:, None] * shift**2
+        sx = mm(r.T, xs)
+        s2 = mm(r.T, xs * xs) - 2.0 * shift * sx + nk[:, None] * shift**2
     # Rows with zero weight (masked remainder, padding) must not count as badly explained points.
     masked_ll = jnp.where(ws > 0, ll, jnp.inf)
     kk = min(k, xs.shape[0])
@@ -403,9 +418,9 @@ def m_step(stats: Stats, shift: jax.Array, covariance_type: str, reg_covar: floa
     eye = jnp.eye(d, dtype=dtype)
     if covariance_type == "full":
         s2 = _unpack(stats.s2, d)
-        cov = s2 / nk[:, None, None] - jnp.einsum("kd,ke->kde", delta, delta) + reg_covar * eye
+        cov = s2 / nk[:, None, None] - einsum("kd,ke->kde", delta, delta) + reg_covar * eye
     elif covariance_type == "tied":
-        cov = (stats.s2 - jnp.einsum("k,kd,ke->de", nk, delta, delta)) / jnp.sum(nk) + reg_covar * eye
+        cov = (stats.s2 - einsum("k,kd,ke->de", nk, delta, delta)) / jnp.sum(nk) + reg_covar * eye
     else:
         diag = stats.s2 / nk[:, None] - delta**2 + reg_covar
         cov = diag if covariance_type == "diag" else diag.mean(1)
@@ -418,7 +433,7 @@ def m_step(stats: Stats, shift: jax.Array, covariance_type: str, reg_covar: floa
     means = jnp.where(empty[:, None], seed_x, means)
     if covariance_type in ("full", "diag", "spherical"):
         live = (~empty).astype(dtype)
-        avg = jnp.tensordot(live * weights, cov, 1) / jnp.maximum(jnp.sum(live * weights), eps)
+        avg = jnp.tensordot(live * weights, cov, 1, precision=PRECISION) / jnp.maximum(jnp.sum(live * weights), eps)
         cov = jnp.where(empty.reshape((k,) + (1,) * (cov.ndim - 1)), avg[None], cov)
     weights = jnp.where(empty, 1.0 / stats.n, weights)
     weights = weights / weights.sum()
@@ -448,7 +463,7 @@ def em_step(
 
 
 def _sq_dist(x, c):  # [N, D], [K, D] -> [N, K]
-    return jnp.sum(x * x, 1)[:, None] - 2.0 * x @ c.T + jnp.sum(c * c, 1)[None]
+    return jnp.sum(x * x, 1)[:, None] - 2.0 * mm(x, c.T) + jnp.sum(c * c, 1)[None]
 
 
 def kmeans_plusplus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
@@ -482,7 +497,7 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, n_iter: int = 100, tol: float =
         i, centers, _ = c
         onehot = jax.nn.one_hot(jnp.argmin(_sq_dist(x, centers), 1), k, dtype=x.dtype)
         cnt = onehot.sum(0)
-        new = jnp.where(cnt[:, None] > 0, (onehot.T @ x) / jnp.maximum(cnt, 1)[:, None], centers)
+        new = jnp.where(cnt[:, None] > 0, mm(onehot.T, x) / jnp.maximum(cnt, 1)[:, None], centers)
         return i + 1, new, jnp.sum((new - centers) ** 2)
 
     _, centers, _ = jax.lax.while_loop(cond, body, (0, centers, jnp.asarray(jnp.inf, x.dtype)))
@@ -718,9 +733,9 @@ def sample(
     eps = jax.random.normal(k2, (n, d), params.means.dtype)
     c = params.covariances
     if covariance_type == "full":
-        noise = jnp.einsum("nde,ne->nd", jnp.linalg.cholesky(c)[comp], eps)
+        noise = einsum("nde,ne->nd", jnp.linalg.cholesky(c)[comp], eps)
     elif covariance_type == "tied":
-        noise = eps @ jnp.linalg.cholesky(c).T
+        noise = mm(eps, jnp.linalg.cholesky(c).T)
     elif covariance_type == "diag":
         noise = eps * jnp.sqrt(c[comp])
     else:

@@ -133,7 +133,7 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
             # em_step: 71 -> 23 ms).
             acc = acc + p[:, None, :] * w_next[None, :, :]
             w_next = jnp.where(mask[t], w, 0.0)
-        return bwd_mat @ w, out, w_next, acc
+        return gmm.mm(bwd_mat, w), out, w_next, acc
 
     # Initial carries are derived from the data so that, under shard_map, they vary like it.
     w0 = jnp.zeros_like(b[0])
@@ -170,7 +170,7 @@ def _forward_batch(log_start, log_trans, log_lik, mask) -> _Forward:
 
     def fwd(r, b_t):
         u = r[:k] * (b_t / r[k:])  # alpha_t * c_t
-        return fwd_mat @ u, u
+        return gmm.mm(fwd_mat, u), u
 
     r0 = jnp.concatenate([jnp.exp(log_start), jnp.ones((1,), dtype)])[:, None] * jnp.ones_like(b[0, 0])
     _, us = jax.lax.scan(fwd, r0, b)
@@ -278,7 +278,7 @@ class Categorical:
         return params["log_probs"][:, x].T
 
     def stats(self, params, x, gamma):  # x [N], gamma [N, K]
-        return gamma.T @ jax.nn.one_hot(x, self.n_symbols, dtype=gamma.dtype)
+        return gmm.mm(gamma.T, jax.nn.one_hot(x, self.n_symbols, dtype=gamma.dtype))
 
     def m_step(self, params, stats, prior=1.0):
         counts = stats + (prior - 1.0)
@@ -384,7 +384,7 @@ class GaussianMixture:
         eps = jax.random.normal(k2, (z.shape[0], d), params["means"].dtype)
         cov = params["covariances"][z, comp]
         if self.covariance_type == "full":
-            noise = jnp.einsum("nde,ne->nd", jnp.linalg.cholesky(cov), eps)
+            noise = gmm.einsum("nde,ne->nd", jnp.linalg.cholesky(cov), eps)
         elif self.covariance_type == "diag":
             noise = eps * jnp.sqrt(cov)
         else:

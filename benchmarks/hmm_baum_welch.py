@@ -93,9 +93,7 @@ def main():
     for label, t, ll in runs:
         print(f"{label:<34}{1000 * t:>9.1f}{ll:>22.6f}")
     print(f"{'hmmlearn scaling':<34}{1000 * ref_time:>9.1f}{ref_ll:>22.6f}")
-    if len(runs) > 1:
-        print(f"1 device: speedup {ref_time / runs[0][1]:.2f}")
-    print(f"speedup {ref_time / runs[-1][1]:.2f} vs hmmlearn-scaling")
+    hmm_setup.print_speedups(runs, ref_time)
 
 
 if __name__ == "__main__":

@@ -64,9 +64,7 @@ def main():
         print(f"{label:<34}{1000 * t:>8.1f}")
     print(f"{'hmmlearn scaling':<34}{1000 * best_ref:>8.1f}")
     print(f"max |posterior difference| = {max(diff for _, _, diff in runs):.2e}")
-    if len(runs) > 1:
-        print(f"1 device: speedup {best_ref / runs[0][1]:.2f}")
-    print(f"speedup {best_ref / runs[-1][1]:.2f} vs hmmlearn-scaling")
+    hmm_setup.print_speedups(runs, best_ref)
 
 
 if __name__ == "__main__":

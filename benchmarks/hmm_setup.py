@@ -60,6 +60,14 @@ def placements(a):
     return out
 
 
+def print_speedups(runs, ref_time: float) -> None:
+    """The closing lines: with several gm_jax runs (label, seconds, ...) the first one's speedup,
+    then `speedup <ratio> vs hmmlearn-scaling` for the last."""
+    if len(runs) > 1:
+        print(f"1 device: speedup {ref_time / runs[0][1]:.2f}")
+    print(f"speedup {ref_time / runs[-1][1]:.2f} vs hmmlearn-scaling")
+
+
 def problem(a, emission):
     """A K-state Gaussian (diag) HMM with sticky transitions and `--seqs` sequences of `--steps`
     steps sampled from it: ((start, trans, means, cov) as numpy arrays, x [S, T, D], lengths [S])."""

@@ -113,7 +113,7 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
 
     # Without counts the smoothed marginals overwrite the forward messages in place. With them,
     # the messages are read by the counts' update too, and overwriting them in place makes XLA copy
-    # the whole [T, K, S] array on every step (em_step 520 ms instead of 40 at S=100, T=1000,
+    # the whole [T, K, S] array on every step (em_step 487 ms instead of 38 at S=100, T=1000,
     # K=16), so the marginals go to a buffer of their own.
     in_place = counts is None
 

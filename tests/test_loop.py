@@ -109,6 +109,7 @@ def _toy_cfg(name, **model):
     cfg.model = model
     cfg.optim.ema_decay = 0.9
     cfg.train.update(num_steps=3, ckpt_every=3, batch_size=16)
+    cfg.eval.num_samples = 0
     return cfg
 
 

@@ -52,7 +52,7 @@ def _gan_init(key, cfg, batch):
         params=params,
         opt_state={"g": tx.init(params["g"]), "d": tx.init(dp)},
         model_state={"batch_stats": gv["batch_stats"]},
-        ema_params=gv["params"],
+        ema_params={"g": gv["params"]},
     )
 
 
@@ -90,19 +90,21 @@ def _gan_step(state, batch, key, cfg):
         params={"g": gp, "d": dp},
         opt_state={"g": gopt, "d": dopt},
         model_state={"batch_stats": upd["batch_stats"]},
-        ema_params=ema_update(state.ema_params, gp, cfg.optim.ema_decay),
+        ema_params={"g": ema_update(state.ema_params["g"], gp, cfg.optim.ema_decay)},
     )
     return new, {"loss": lg}
 
 
 def _gan_eval(state, batch, key, cfg):
-    norm = optax.tree.norm(state.eval_params())
+    norm = optax.tree.norm(state.eval_params()["g"])
     return {"g_norm": jnp.full(batch["x"].shape[:1], norm)}
 
 
 def _gan_sample(state, key, n, cfg):
     out = G(int(np.prod(cfg.data.shape)))
-    x = out.apply({"params": state.eval_params(), **state.model_state}, jax.random.normal(key, (n, 4)), train=False)
+    x = out.apply(
+        {"params": state.eval_params()["g"], **state.model_state}, jax.random.normal(key, (n, 4)), train=False
+    )
     return jax.nn.sigmoid(x).reshape((n,) + tuple(cfg.data.shape))
 
 
@@ -153,20 +155,24 @@ toy_em = types.SimpleNamespace(init=_em_init, train_step=_em_step, evaluate=_em_
 
 
 def _prior_init(key, cfg, batch, parent=None):
+    """A diagonal Gaussian over the first stage's encoder means; the VAE's architecture comes from the
+    first stage's own config (parent.cfg), not repeated here."""
     assert parent is not None, "toy_prior needs train.init_from"
-    vae_params = jax.tree.map(jnp.asarray, parent["params"])
-    z = cfg.model.latent_dim
-    return init_state({"mu": jnp.zeros(z), "logvar": jnp.zeros(z)}, cfg, model_state={"vae": vae_params})
-
-
-def _prior_loss(params, model_state, batch, rng, cfg):
-    model = vae.VAE(
-        vae.VAEConfig(latent_dim=cfg.model.latent_dim, hidden=tuple(cfg.model.hidden)), int(np.prod(cfg.data.shape))
+    z = parent.cfg.model.latent_dim
+    return init_state(
+        {"mu": jnp.zeros(z), "logvar": jnp.zeros(z)}, cfg, model_state={"vae": parent.state.eval_params()}
     )
+
+
+def _prior_loss(params, model_state, batch, rng, cfg, step):
+    d = int(np.prod(cfg.data.shape))
+    enc = model_state["vae"]["encoder"]
+    hidden = tuple(enc[f"dense_{i}"]["kernel"].shape[1] for i in range(len(enc) - 1))  # the first stage's
+    model = vae.VAE(vae.VAEConfig(latent_dim=params["mu"].shape[0], hidden=hidden), d)
     x = batch["x"].reshape(batch["x"].shape[0], -1)
     mu, _ = model.apply({"params": model_state["vae"]}, x, method=vae.VAE.encode)
     nll = -vae.diag_gaussian_log_prob(mu, params["mu"], params["logvar"])
-    return jnp.mean(nll), ({}, model_state)
+    return jnp.mean(nll), ({"step_seen": step.astype(jnp.float32)}, model_state)
 
 
 def _prior_eval(state, batch, key, cfg):

@@ -40,15 +40,31 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
     )
     # Final evaluation; eval_periodic overrides it for the cheaper evaluations during training.
-    cfg.eval = ml_collections.ConfigDict(dict(iwae_k=5000, iwae_chunk=500, batch_size=100, num_examples=-1))
-    cfg.eval_periodic = ml_collections.ConfigDict(dict(iwae_k=100, iwae_chunk=100))
+    # num_samples > 0 adds the sample-quality metrics (digits-FID, KID, precision/recall, classifier
+    # score) of that many samples against the training digits.
+    cfg.eval = ml_collections.ConfigDict(
+        dict(
+            iwae_k=5000,
+            iwae_chunk=500,
+            batch_size=100,
+            num_examples=-1,
+            num_samples=1000,
+            sample_batch=500,
+            features="auto",
+            feature_cache="",
+            kid_subset=100,
+        )
+    )
+    cfg.eval_periodic = ml_collections.ConfigDict(dict(iwae_k=100, iwae_chunk=100, num_samples=0))
+    # Sampling options: may change at --mode=sample / --mode=eval on a finished workdir.
+    cfg.sample = ml_collections.ConfigDict(dict(temperature=1.0))
     if arg == "smoke":
         cfg.model.latent_dim = 2
         cfg.model.hidden = (16,)
         cfg.train.update(
             num_steps=3, batch_size=16, log_every=1, eval_every=0, ckpt_every=2, sample_every=0, num_samples=16
         )
-        cfg.eval.update(iwae_k=10, iwae_chunk=5, batch_size=16, num_examples=32)
+        cfg.eval.update(iwae_k=10, iwae_chunk=5, batch_size=16, num_examples=32, num_samples=64, sample_batch=32)
         cfg.eval_periodic.update(iwae_k=4, iwae_chunk=4)
     elif arg:
         raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")

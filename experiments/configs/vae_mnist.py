@@ -39,4 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             sample_every=50_000,
         )
         cfg.eval.update(iwae_k=5000, iwae_chunk=250, batch_size=100)
+    # The in-repo feature classifier is trained on the 8x8 digits: eval.features=auto skips the
+    # sample-quality stage for MNIST until an extractor for it is registered
+    # (gm_jax.metrics.sample_quality.EXTRACTORS).
     return cfg

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.classical import gmm
-from gm_jax.core import parallel
+from gm_jax.classical.mesh import auto_axes_if_explicit
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 
@@ -447,7 +447,7 @@ def posteriors(params: HMMParams, emission, x, lengths, trans_counts: bool = Tru
     return Posterior(*_forward_backward_batch(params.log_start, params.log_trans, ll, mask, counts))
 
 
-@parallel.auto_axes_if_explicit
+@auto_axes_if_explicit
 def em_step(params: HMMParams, emission, x, lengths, start_prior=1.0, trans_prior=1.0, emission_prior=1.0):
     """One Baum-Welch iteration over padded sequences; statistics are sums over sequences and steps,
     so sharding x over devices gives the same result as one device.
@@ -533,7 +533,7 @@ def fit(
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6))
-@parallel.auto_axes_if_explicit
+@auto_axes_if_explicit
 def _fit_jit(params, x, lengths, tol, priors, emission, n_iter):
     """The Baum-Welch loop of `fit`, compiled once per emission model, iteration budget and shapes."""
     dtype = params.log_trans.dtype
@@ -584,6 +584,8 @@ def _emission(cfg):
             raise UserError(f"model.reg_covar must be positive, got {m.reg_covar}")
     if m.emission == "categorical" and (not isinstance(m.n_symbols, int) or m.n_symbols < 1):
         raise UserError(f"model.n_symbols must be a positive integer for categorical emissions, got {m.n_symbols!r}")
+    if not isinstance(m.get("sample_length", 1), int) or m.get("sample_length", 1) < 1:
+        raise UserError(f"model.sample_length must be a positive integer, got {m.sample_length!r}")
     if m.emission == "gmm" and (not isinstance(m.n_mix, int) or m.n_mix < 1):
         raise UserError(f"model.n_mix must be a positive integer, got {m.n_mix!r}")
     if m.emission == "gaussian":
@@ -604,6 +606,11 @@ def init(key, cfg, example_batch) -> TrainState:
     k = cfg.model.n_states
     em = _emission(cfg)
     x, lengths = _split(example_batch)
+    if isinstance(em, Categorical) and x.ndim != 2:
+        raise UserError(
+            f"model.emission=categorical needs sequences of symbols [N, T], but the data {cfg.data.name!r} "
+            f"has steps of shape {tuple(x.shape[2:])}; use emission=gaussian or gmm"
+        )
     x, lengths = jnp.asarray(x), jnp.asarray(lengths)
     k1, k2 = jax.random.split(key)
     trans = jnp.full((k, k), 1.0 / k, jnp.float32) * 0.5 + 0.5 * jnp.eye(k, dtype=jnp.float32)

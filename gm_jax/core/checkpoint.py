@@ -23,10 +23,11 @@ logging.getLogger("absl").setLevel(logging.WARNING)
 class Checkpointer:
     """Step-indexed checkpoints of a train-state pytree under `<workdir>/checkpoints`."""
 
-    def __init__(self, directory: str, max_to_keep: int = 3):
-        """Args: directory: checkpoint root (created on first save); max_to_keep: retained steps."""
+    def __init__(self, directory: str, max_to_keep: int = 3, create: bool = True):
+        """Args: directory: checkpoint root; max_to_keep: retained steps (>= 1); create: make the
+        directory (False to only read: nothing is written then)."""
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create, read_only=not create)
         self._mngr = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
@@ -54,6 +55,7 @@ class Checkpointer:
             return self._mngr.restore(step, args=ocp.args.StandardRestore(abstract_state))
         except Exception as e:  # noqa: BLE001 - any orbax/tensorstore failure means unreadable
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            self._close_quietly()
             raise UserError(
                 f"checkpoint {self.directory}/{step} is unreadable or does not match this config ({msg}); "
                 "it was left as is"
@@ -76,6 +78,14 @@ class Checkpointer:
         """Finish pending saves and release the manager."""
         self._mngr.wait_until_finished()
         self._mngr.close()
+
+    def _close_quietly(self) -> None:
+        # A failed read leaves Orbax's async machinery mid-flight; closing it here keeps it from
+        # printing tracebacks at interpreter exit.
+        try:
+            self._mngr.close()
+        except Exception:  # noqa: BLE001, S110 - already failing; the UserError says why
+            pass
 
 
 def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:

@@ -8,36 +8,66 @@ module (or any object) with four pure functions:
     evaluate(state, batch, key, cfg) -> {name: per-example values [B]}
     sample(state, key, n, cfg) -> samples (images [n, H, W, C] in [0, 1], points, sequences)
 
-and optionally `reconstruct(state, batch, key, cfg) -> images`. `parent` is passed to `init` only
-when `cfg.train.init_from` names a finished first-stage workdir (e.g. the prior of a VQ-VAE).
+and optionally `reconstruct(state, batch, key, cfg) -> images`.
+
+What a family can read besides its own config sections:
+- `state.step` inside `train_step` (the generic step passes it to the loss as `step`): the number of
+  updates done, for schedules (annealing, critic schedules, lazy regularisation).
+- `cfg.data.shape`, `cfg.data.train_size`, `cfg.data.test_size`, `cfg.data.levels` (discrete values
+  per dimension: 17 for the digits, 256 for uint8 images, 2 for binary data, 0 for continuous),
+  `cfg.data.kind` ("image", "points", "sequence") and `cfg.data.features` (what batches carry besides
+  "x", e.g. labels "y"), derived from the data and recorded in config.json.
+- `cfg.sample`: sampling options (sampler, steps, truncation, temperature). Like `eval` and
+  `eval_periodic` it may change when a finished workdir is resumed, evaluated or sampled again.
+- `parent` (only when `cfg.train.init_from` names a finished first-stage workdir): a `Parent` with
+  the first stage's state, restored into its own abstract state on the current mesh (any device
+  count), its config and its family, so a second stage need not repeat the first's architecture.
+
+Set-level sample quality: when `eval.num_samples` > 0 and the family has `sample`, every evaluation
+also draws that many samples in compiled batches sharded over the devices and scores them against
+the training data with `gm_jax.metrics.sample_quality` (`eval.features`: "auto" picks the digits
+features for 8x8x1 images and skips the stage for data no extractor is made for):
+FID, KID, precision/recall and the classifier score, in eval.json and, for periodic evaluations,
+metrics.jsonl.
 
 The step is compiled once with a replicated state, a batch sharded over every device of every
-process, and a donated state buffer. Workdir contract: config.json, metrics.jsonl, TensorBoard
-events, samples/*.png, checkpoints/ (Orbax), eval.json; re-running resumes; a workdir holding
-another run is refused.
+process, and a donated state buffer. The mesh is also the context mesh (`jax.set_mesh`), so a step
+that splits work over the data axis itself (`shard_map`) sees the devices the batch is sharded over.
+
+Before anything is written the whole config is checked: the train section here, the optimizer, and
+the family's own sections by tracing `init`, `train_step`, `evaluate` and `sample` abstractly. Workdir
+contract: config.json (with the history of resumed changes), metrics.jsonl (one row per step),
+TensorBoard events, samples/*.png, checkpoints/ (Orbax; only finite states are saved), eval.json
+(strict JSON: non-finite values are null); re-running resumes; a workdir holding another run, or used
+by a running process, is refused.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import math
 import os
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from gm_jax.core import parallel
 from gm_jax.core.checkpoint import Checkpointer, abstract_like
 from gm_jax.core.errors import UserError
+from gm_jax.core.steps import check_optimizer
 from gm_jax.core.writer import Progress, Writer
 
-# Config keys that may change between a run and its resumption (length, intervals, evaluation).
+# Config keys that may change between a run and its resumption (length, intervals, evaluation, sampling).
 RESUMABLE_KEYS = {
     "train": {"num_steps", "log_every", "eval_every", "ckpt_every", "sample_every", "num_samples", "max_to_keep"},
 }
-RESUMABLE_SECTIONS = {"eval", "eval_periodic"}
+RESUMABLE_SECTIONS = {"eval", "eval_periodic", "sample"}
+LOCK_FILE = ".lock"
 
 
 class RunResult(NamedTuple):
@@ -45,11 +75,12 @@ class RunResult(NamedTuple):
 
     Attributes:
       state: the final train state (replicated arrays).
-      eval: final evaluation {metric: mean over the test set}, or {} in sample mode.
+      eval: final evaluation {metric: mean over the test set, and the sample-quality metrics}, or {}
+        in sample mode.
       step: the final step.
       step_compilations: how many times the train step was compiled in this call (1 when it ran).
       workdir: where outputs were written.
-      cfg: the config as run (with the derived `data.shape`), for calling the family afterwards.
+      cfg: the config as run (with the data facts), for calling the family afterwards.
     """
 
     state: Any
@@ -58,6 +89,22 @@ class RunResult(NamedTuple):
     step_compilations: int
     workdir: str
     cfg: Any = None
+
+
+class Parent(NamedTuple):
+    """A finished first stage, as a second stage's `init` receives it.
+
+    Attributes:
+      state: its latest TrainState, placed replicated on the current mesh.
+      cfg: its config (with its data facts).
+      family: its family.
+      workdir: where it lives.
+    """
+
+    state: Any
+    cfg: Any
+    family: Any
+    workdir: str
 
 
 def resolve_family(family: Any) -> Any:
@@ -69,16 +116,32 @@ def resolve_family(family: Any) -> Any:
     return family
 
 
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
 def _validate(cfg: ml_collections.ConfigDict) -> None:
     t = cfg.train
     for key in ("num_steps", "batch_size"):
         v = t.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        if not _positive_int(v):
             raise UserError(f"train.{key} must be a positive integer, got {v!r}")
-    for key in ("log_every", "eval_every", "ckpt_every", "sample_every"):
+    for key in ("log_every", "eval_every", "ckpt_every", "sample_every", "num_samples"):
         v = t.get(key, 0)
-        if not isinstance(v, int) or v < 0:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise UserError(f"train.{key} must be a non-negative integer, got {v!r}")
+    if not _positive_int(t.get("max_to_keep", 3)):
+        raise UserError(
+            f"train.max_to_keep must be a positive integer (checkpoints kept), got {t.get('max_to_keep')!r}"
+        )
+    for section in ("eval", "eval_periodic"):
+        ev = cfg.get(section, {})
+        for key in ("num_samples", "sample_batch"):
+            v = ev.get(key, 0)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise UserError(f"{section}.{key} must be a non-negative integer, got {v!r}")
+    if "optim" in cfg:
+        check_optimizer(cfg.optim)
 
 
 def _comparable(cfg_dict: dict) -> dict:
@@ -89,43 +152,18 @@ def _comparable(cfg_dict: dict) -> dict:
     return out
 
 
-def _check_workdir(workdir: str, cfg_dict: dict, mode: str) -> bool:
-    """Refuse a workdir holding another run; returns True when it already holds this run."""
-    path = os.path.join(workdir, "config.json")
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                old = json.load(f)
-            old_cfg = old["config"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise UserError(f"workdir {workdir} has an unreadable config.json; refusing to use it") from None
-        if old_cfg.get("model_name") != cfg_dict.get("model_name"):
-            raise UserError(
-                f"workdir {workdir} holds a run of model {old_cfg.get('model_name')!r}, not "
-                f"{cfg_dict.get('model_name')!r}; choose another --workdir"
-            )
-        a, b = _comparable(old_cfg), _comparable(cfg_dict)
-        if a != b:
-            diff = sorted(_diff_keys(a, b))
-            raise UserError(
-                f"workdir {workdir} holds a run with a different config ({', '.join(diff[:5])}); "
-                "choose another --workdir"
-            )
-        return True
-    if os.path.isdir(workdir) and os.listdir(workdir):
-        raise UserError(f"workdir {workdir} is not empty and holds no gm_jax run; choose another --workdir")
-    if mode != "train":
-        raise UserError(f"workdir {workdir} holds no run to {mode}; train one first")
-    return False
+def _flat(d: Any, prefix: str = "") -> dict:
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    return out
 
 
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in set(a) | set(b):
-            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]
+def _diff_keys(a: Any, b: Any) -> list[str]:
+    fa, fb = _flat(a), _flat(b)
+    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
 
 
 def _host_seed(key: jax.Array) -> int:
@@ -138,27 +176,255 @@ def _scalar(x: Any) -> float:
     return float(np.asarray(x))
 
 
-class _Run:
-    """One call of `train`: holds the compiled functions and the run's keys."""
+def _first_line(e: BaseException) -> str:
+    text = [t.strip() for t in str(e).strip().splitlines() if t.strip()]
+    return f"{type(e).__name__}: {text[0][:300]}" if text else type(e).__name__
 
-    def __init__(self, family, cfg, workdir, mesh):
-        self.family, self.cfg, self.workdir = family, cfg, workdir
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+class _Run:
+    """One call of `train`, in phases: prepare (check everything, write nothing), open (lock, config,
+    restore or init), the training loop, and the final evaluation."""
+
+    def __init__(self, family, cfg, workdir, mesh, mode):
+        self.family, self.cfg, self.workdir, self.mode = family, cfg, os.path.abspath(workdir), mode
         self.mesh = mesh
         self.repl = parallel.replicated(self.mesh)
         self.data_sharding = parallel.batch_sharded(self.mesh)
-        init_key, data_key, self.loop_key = jax.random.split(jax.random.key(cfg.seed), 3)
-        self.init_key = init_key
+        self.init_key, data_key, self.loop_key = jax.random.split(jax.random.key(cfg.seed), 3)
         # Evaluation and sampling keys come from an index no train step uses.
-        self.eval_key, self.sample_key = jax.random.split(jax.random.fold_in(self.loop_key, 0xFFFFFFFF))
+        eval_root = jax.random.fold_in(self.loop_key, 0xFFFFFFFF)
+        self.eval_key, self.sample_key, self.quality_key = jax.random.split(eval_root, 3)
         self.data_seed = _host_seed(data_key)
-        self.writer = Writer(workdir, enabled=jax.process_index() == 0)
+        self.writer = Writer(self.workdir, enabled=jax.process_index() == 0)
+        self.step_compilations = 0
         self._eval_fns: dict[int, Any] = {}
         self._sample_fns: tuple | None = None
+        self._quality_fns: dict[int, Any] = {}
+        self._extractors: dict[str, Any] = {}
+        self._references: dict[str, Any] = {}
+        self.parent: Parent | None = None
+        self.lock_fd: int | None = None
+        self.old_record: dict | None = None
 
-    def evaluate(self, state, data, eval_cfg) -> dict:
+    # ------------------------------------------------------------------ prepare (writes nothing)
+
+    def prepare(self) -> None:
+        """Check the config, data, workdir and first stage; trace the family abstractly."""
+        _validate(self.cfg)
+        parallel.check_global_batch(self.cfg.train.batch_size, self.mesh)
+        from gm_jax import data as data_lib
+
+        self.data = data_lib.load(self.cfg.data, self.cfg.train.batch_size, self.data_seed)
+        # Data facts beside the shape, so families and metrics need no hand-copied constants and
+        # switching datasets on the command line needs no shape flags.
+        cfg = ml_collections.ConfigDict(self.cfg.to_dict())
+        cfg.data.update(self.data.facts())
+        self.cfg = cfg
+        self.cfg_dict = json.loads(cfg.to_json_best_effort())
+        self.is_resume = self._check_workdir()
+        self.example = self.data.train_batch(0)
+        init_from = cfg.train.get("init_from", "")
+        if init_from:
+            self.parent = load_parent(init_from, self.mesh)
+        self.abstract = self._dry_run()
+
+    def _check_workdir(self) -> bool:
+        """Refuse a workdir holding another run; True when it already holds this run."""
+        workdir, mode = self.workdir, self.mode
+        if os.path.exists(workdir) and not os.path.isdir(workdir):
+            raise UserError(f"workdir {workdir} exists and is not a directory; choose another --workdir")
+        path = os.path.join(workdir, "config.json")
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    old = json.load(f)
+                old_cfg = old["config"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise UserError(f"workdir {workdir} has an unreadable config.json; refusing to use it") from None
+            if old_cfg.get("model_name") != self.cfg_dict.get("model_name"):
+                raise UserError(
+                    f"workdir {workdir} holds a run of model {old_cfg.get('model_name')!r}, not "
+                    f"{self.cfg_dict.get('model_name')!r}; choose another --workdir"
+                )
+            a, b = _comparable(old_cfg), _comparable(self.cfg_dict)
+            if a != b:
+                diff = _diff_keys(a, b)
+                raise UserError(
+                    f"workdir {workdir} holds a run with a different config ({', '.join(diff[:5])}); "
+                    "choose another --workdir"
+                )
+            self.old_record = old
+            return True
+        if os.path.isdir(workdir) and [f for f in os.listdir(workdir) if f != LOCK_FILE]:
+            raise UserError(f"workdir {workdir} is not empty and holds no gm_jax run; choose another --workdir")
+        if mode != "train":
+            raise UserError(f"workdir {workdir} holds no run to {mode}; train one first")
+        parent = os.path.dirname(workdir.rstrip("/")) or "/"
+        probe = workdir if os.path.isdir(workdir) else parent
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if not os.access(probe, os.W_OK):
+            raise UserError(f"workdir {workdir} cannot be created or written ({probe} is not writable)")
+        return False
+
+    def init_fn(self, key):
+        if self.parent is None:
+            return self.family.init(key, self.cfg, self.example)
+        return self.family.init(key, self.cfg, self.example, parent=self.parent)
+
+    def _eval_batch_size(self, eval_cfg) -> int:
         bs = int(eval_cfg.get("eval", {}).get("batch_size", self.cfg.train.batch_size))
         n_dev = self.mesh.devices.size
-        bs = -(-max(bs, 1) // n_dev) * n_dev  # eval batches are padded, so round up to the devices
+        return -(-max(bs, 1) // n_dev) * n_dev  # eval batches are padded, so round up to the devices
+
+    def _dry_run(self) -> Any:
+        """Trace init, one step, one evaluation batch per eval config, and sampling, without running
+        them: a config the family cannot build fails here, before anything is written."""
+        fam, cfg = self.family, self.cfg
+        try:
+            abstract = jax.eval_shape(self.init_fn, self.init_key)
+            if self.mode == "train":
+                jax.eval_shape(lambda s, b: fam.train_step(s, b, self.loop_key, cfg), abstract, self.example)
+            for section in ("eval", "eval_periodic"):
+                ecfg = _eval_cfg(cfg, section)
+                bs = self._eval_batch_size(ecfg)
+                batch = next(self.data.eval_batches(bs, bs))
+                batch.pop("mask")
+                out = jax.eval_shape(lambda s, b, c=ecfg: fam.evaluate(s, b, self.eval_key, c), abstract, batch)
+                for k, v in out.items():
+                    if tuple(v.shape) != (bs,):
+                        raise UserError(
+                            f"evaluate's metric {k!r} has shape {tuple(v.shape)}; it must be per-example [{bs}] "
+                            "(set-level metrics come from the sample-quality stage)"
+                        )
+                self._check_quality(ecfg, section)
+            if hasattr(fam, "sample"):
+                n = self.cfg.train.get("num_samples", 64) or 1
+                jax.eval_shape(lambda s: fam.sample(s, self.sample_key, n, cfg), abstract)
+        except UserError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the family's own error, reported in one line
+            raise UserError(f"the config does not build a {cfg.get('model_name', 'model')}: {_first_line(e)}") from None
+        return abstract
+
+    def _features(self, ev) -> str | None:
+        """The feature extractor an eval section asks for; "auto" picks the one made for this data
+        (digits features for 8x8x1 images) or none, in which case the stage is skipped."""
+        from gm_jax.metrics import sample_quality
+
+        name = ev.get("features", "auto")
+        if name != "auto":
+            return name
+        for cand, shape in sample_quality.EXTRACTOR_SHAPES.items():
+            if self.data.kind == "image" and tuple(self.cfg.data.shape) == tuple(shape):
+                return cand
+        return None
+
+    def _check_quality(self, ecfg, section) -> None:
+        ev = ecfg.get("eval", {})
+        if not ev.get("num_samples", 0) or not hasattr(self.family, "sample"):
+            return
+        from gm_jax.metrics import sample_quality
+
+        name = self._features(ev)
+        if name is None:
+            return
+        if name not in sample_quality.EXTRACTORS:
+            raise UserError(
+                f"{section}.features must be auto or one of {sorted(sample_quality.EXTRACTORS)}, got {name!r}"
+            )
+        shape = sample_quality.EXTRACTOR_SHAPES.get(name)
+        if self.data.kind != "image" or (shape is not None and tuple(self.cfg.data.shape) != tuple(shape)):
+            raise UserError(
+                f"{section}.features={name} needs images of shape {shape}; the data is {self.data.kind} of shape "
+                f"{tuple(self.cfg.data.shape)} (use {section}.features=auto or {section}.num_samples=0)"
+            )
+
+    # ------------------------------------------------------------------ open (lock, config, state)
+
+    def open(self) -> Any:
+        """Lock the workdir, record the config, restore the latest checkpoint or initialise."""
+        if self.mode == "train":
+            self._lock()
+        if not self.is_resume:
+            self.writer.json("config.json", {"model": self.cfg_dict.get("model_name"), "config": self.cfg_dict})
+        create = self.mode == "train"
+        if not create and not os.path.isdir(os.path.join(self.workdir, "checkpoints")):
+            raise UserError(f"workdir {self.workdir} has no checkpoint to {self.mode}; train first")
+        self.ckpt = Checkpointer(
+            os.path.join(self.workdir, "checkpoints"), max_to_keep=self.cfg.train.get("max_to_keep", 3), create=create
+        )
+        if self.ckpt.latest_step() is not None:
+            state = self.ckpt.restore(abstract_like(self.abstract, self.repl))
+            if not bool(_all_finite(state)):
+                self.ckpt.close()
+                raise UserError(
+                    f"checkpoint {self.ckpt.directory}/{self.ckpt.latest_step()} holds non-finite values "
+                    "(damaged or saved by a failing run); it was left as is"
+                )
+        elif self.mode != "train":
+            raise UserError(f"workdir {self.workdir} has no checkpoint to {self.mode}; train first")
+        else:
+            state = jax.jit(self.init_fn, out_shardings=self.repl)(self.init_key)
+        self.start = int(_scalar(state.step))
+        if self.mode == "train" and self.is_resume:
+            self.writer.truncate_after(self.start)
+            self._record_history()
+        return state
+
+    def _lock(self) -> None:
+        if jax.process_index() != 0:
+            return
+        os.makedirs(self.workdir, exist_ok=True)
+        fd = os.open(os.path.join(self.workdir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UserError(
+                f"workdir {self.workdir} is in use by another running process; wait for it or choose another --workdir"
+            ) from None
+        self.lock_fd = fd
+
+    def unlock(self) -> None:
+        if self.lock_fd is not None:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def _record_history(self) -> None:
+        """config.json follows the resumed run's resumable keys, with a history of the changes."""
+        old = self.old_record or {}
+        changed = {k: [_flat(old.get("config", {})).get(k), v] for k, v in _flat(self.cfg_dict).items()}
+        changed = {k: ov for k, ov in changed.items() if ov[0] != ov[1]}
+        if not changed:
+            return
+        history = list(old.get("history", [])) + [{"resumed_at_step": self.start, "changed": changed}]
+        self.writer.json(
+            "config.json", {"model": self.cfg_dict.get("model_name"), "config": self.cfg_dict, "history": history}
+        )
+
+    # ------------------------------------------------------------------ evaluation and samples
+
+    def evaluate(self, state, eval_cfg) -> dict:
+        """Per-example metrics averaged over the test set, then the sample-quality metrics."""
+        bs = self._eval_batch_size(eval_cfg)
         fn = self._eval_fns.get(id(eval_cfg))
         if fn is None:  # one compilation per eval config, reused by every periodic evaluation
             fn = self._eval_fns[id(eval_cfg)] = jax.jit(
@@ -167,18 +433,58 @@ class _Run:
             )
         sums: dict[str, float] = {}
         count = 0.0
-        for i, batch in enumerate(data.eval_batches(bs, eval_cfg.get("eval", {}).get("num_examples", -1))):
+        for i, batch in enumerate(self.data.eval_batches(bs, eval_cfg.get("eval", {}).get("num_examples", -1))):
             mask = batch.pop("mask")
             out = fn(state, parallel.shard_batch(batch, self.mesh), jax.random.fold_in(self.eval_key, i))
             out = parallel.to_host(out)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v, np.float64) * mask))
             count += float(mask.sum())
-        return {k: v / max(count, 1.0) for k, v in sums.items()}
+        ev = {k: v / max(count, 1.0) for k, v in sums.items()}
+        return {**ev, **self.sample_quality(state, eval_cfg)}
 
-    def write_samples(self, state, data, step: int) -> None:
+    def draw(self, state, n: int, batch: int, key) -> np.ndarray:
+        """n samples drawn in compiled batches whose rows are sharded over the devices."""
+        n_dev = self.mesh.devices.size
+        bs = -(-max(1, min(batch, n)) // n_dev) * n_dev
+        fn = self._quality_fns.get(bs)
+        if fn is None:
+            fam, cfg = self.family, self.cfg
+            fn = self._quality_fns[bs] = jax.jit(
+                lambda s, k: fam.sample(s, k, bs, cfg),
+                in_shardings=(self.repl, self.repl),
+                out_shardings=self.data_sharding,
+            )
+        parts = [np.asarray(parallel.to_host(fn(state, jax.random.fold_in(key, i)))) for i in range(-(-n // bs))]
+        return np.concatenate(parts)[:n]
+
+    def sample_quality(self, state, eval_cfg) -> dict:
+        ev = eval_cfg.get("eval", {})
+        n = int(ev.get("num_samples", 0))
+        if n <= 0 or not hasattr(self.family, "sample"):
+            return {}
+        from gm_jax.metrics import sample_quality
+
+        name = self._features(ev)
+        if name is None:
+            return {}
+        if name not in self._extractors:
+            self._extractors[name] = sample_quality.get_extractor(name, ev.get("feature_cache", "") or None)
+            ex = self._extractors[name]
+            train = self.data.source.train
+            real = np.concatenate(
+                [_images(train.get(np.arange(i, min(i + 1024, train.size)))) for i in range(0, train.size, 1024)]
+            )
+            feats = ex.fn(real)[0]
+            self._references[name] = (feats, sample_quality.gaussian_stats(feats))
+        ex = self._extractors[name]
+        images = self.draw(state, n, int(ev.get("sample_batch", 0)) or 256, self.quality_key)
+        out = sample_quality.compare(ex, images, self._references[name], kid_subset=int(ev.get("kid_subset", 100)))
+        return {**out, **ex.info, f"{name}_num_samples": float(n)}
+
+    def write_samples(self, state, step: int) -> None:
         if self._sample_fns is None:  # compiled once per run (self.cfg is final by now), reused at every sampling
-            cfg, family, n = self.cfg, self.family, self.cfg.train.get("num_samples", 64)
+            cfg, family, n = self.cfg, self.family, self.cfg.train.get("num_samples", 64) or 1
             recon = None
             if hasattr(family, "reconstruct"):
                 recon = jax.jit(lambda s, b, k: family.reconstruct(s, b, k, cfg), out_shardings=self.repl)
@@ -191,9 +497,11 @@ class _Run:
         elif self.writer.enabled:
             os.makedirs(os.path.join(self.workdir, "samples"), exist_ok=True)
             np.save(os.path.join(self.workdir, "samples", f"step_{step}.npy"), samples)
-        if recon_fn is not None and data.kind == "image":
+            if samples.ndim == 2:
+                self.writer.scatter(f"samples/step_{step}", samples)
+        if recon_fn is not None and self.data.kind == "image":
             bs = self.cfg.train.batch_size
-            batch = next(data.eval_batches(bs, bs))
+            batch = next(self.data.eval_batches(bs, bs))
             batch.pop("mask")
             rec = recon_fn(state, parallel.shard_batch(batch, self.mesh), key)
             rec = np.asarray(parallel.to_host(rec))[:32]
@@ -201,139 +509,182 @@ class _Run:
             pairs = np.stack([orig, rec], 1).reshape((-1,) + orig.shape[1:])
             self.writer.image_grid(f"samples/recon_step_{step}", pairs)
 
+    def write_eval(self, step: int, ev: dict) -> None:
+        bad = self.writer.json("eval.json", {"step": step, **ev})
+        if bad and jax.process_index() == 0:
+            print(f"warning: eval.json: {', '.join(bad)} not finite, written as null", flush=True)
+
+    # ------------------------------------------------------------------ training
+
+    def train_loop(self, state) -> Any:
+        family, cfg = self.family, self.cfg
+
+        def traced_step(s, b, k):
+            self.step_compilations += 1  # runs once per trace, i.e. once per compilation
+            return family.train_step(s, b, k, cfg)
+
+        step_fn = jax.jit(
+            traced_step,
+            in_shardings=(self.repl, self.data_sharding, self.repl),
+            out_shardings=(self.repl, self.repl),
+            donate_argnums=(0,),
+        )
+        t = cfg.train
+        num_steps, start = t.num_steps, self.start
+        progress = Progress(num_steps, start, enabled=jax.process_index() == 0)
+        self.last_good = self.ckpt.latest_step()
+        pending: tuple[int, Any] | None = None
+        periodic_cfg = _eval_cfg(cfg, "eval_periodic")
+
+        def kept() -> str:
+            return (
+                f"last good checkpoint (step {self.last_good}) kept"
+                if self.last_good is not None
+                else "no checkpoint saved"
+            )
+
+        def check(entry):
+            s, m = entry
+            loss = _scalar(m["loss"])
+            if not math.isfinite(loss):
+                self.ckpt.wait()
+                raise UserError(f"non-finite loss ({loss}) at step {s}; run stopped, {kept()}")
+
+        def save(done, state):
+            # Only a state whose own values are all finite is saved and called good.
+            if not bool(_all_finite(state)):
+                self.ckpt.wait()
+                raise UserError(f"non-finite values in the model state at step {done}; run stopped, {kept()}")
+            self.ckpt.save(done, state)
+            self.last_good = done
+
+        try:
+            for step in range(start, num_steps):
+                batch = parallel.shard_batch(self.data.train_batch(step), self.mesh)
+                state, metrics = step_fn(state, batch, self.loop_key)
+                if pending is not None:
+                    check(pending)  # one step behind, so the host does not wait on every step
+                done = step + 1
+                pending = (done, metrics)
+                if done == start + 1:
+                    progress.restart_clock(done)
+                if t.log_every and (done % t.log_every == 0 or done == num_steps):
+                    check(pending)
+                    speed = progress.line(done, metrics)
+                    self.writer.scalars(done, {**metrics, **speed})
+                if t.eval_every and done % t.eval_every == 0 and done != num_steps:
+                    ev = self.evaluate(state, periodic_cfg)
+                    self.writer.scalars(done, {"eval/" + k: v for k, v in ev.items()})
+                if t.sample_every and done % t.sample_every == 0:
+                    self.write_samples(state, done)
+                if (t.ckpt_every and done % t.ckpt_every == 0) or done == num_steps:
+                    check(pending)
+                    save(done, state)
+            if pending is not None:
+                check(pending)
+            self.ckpt.wait()
+        except UserError:
+            raise
+        except Exception as e:
+            if _is_disk_full(e):
+                raise UserError(f"no space left on the device writing {self.workdir}; run stopped, {kept()}") from None
+            raise
+        finally:
+            self.writer.flush()
+        return state
+
+    def finish(self, state) -> RunResult:
+        end = max(self.start, self.cfg.train.num_steps)
+        ev = self.evaluate(state, _eval_cfg(self.cfg, "eval"))
+        self.writer.scalars(end, {"eval/" + k: v for k, v in ev.items()})
+        self.write_eval(end, ev)
+        t = self.cfg.train
+        if not t.sample_every or end % t.sample_every:
+            self.write_samples(state, end)
+        self.writer.close()
+        self.ckpt.close()
+        return RunResult(state, ev, end, self.step_compilations, self.workdir, self.cfg)
+
+
+def _images(got: Any) -> np.ndarray:
+    return got["x"] if isinstance(got, dict) else got
+
+
+def load_parent(init_from: str, mesh) -> Parent:
+    """A finished run restored into its own abstract state (its family and config.json), replicated on
+    `mesh` whatever device count it was saved from. Reads only.
+
+    Raises:
+      UserError: no gm_jax run there, no checkpoint, or an unreadable one.
+    """
+    path = os.path.abspath(init_from)
+    rec_path = os.path.join(path, "config.json")
+    if not os.path.isfile(rec_path):
+        raise UserError(f"train.init_from={init_from}: no gm_jax run there (no config.json)")
+    try:
+        with open(rec_path) as f:
+            pcfg = ml_collections.ConfigDict(json.load(f)["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"train.init_from={init_from}: unreadable config.json") from None
+    if not os.path.isdir(os.path.join(path, "checkpoints")):
+        raise UserError(f"train.init_from={init_from}: no checkpoint there; train the first stage first")
+    family = resolve_family(pcfg.model_name)
+    from gm_jax import data as data_lib
+
+    _, data_key, _ = jax.random.split(jax.random.key(pcfg.seed), 3)
+    pdata = data_lib.load(pcfg.data, pcfg.train.batch_size, _host_seed(data_key))
+    pcfg.data.update(pdata.facts())
+    example = pdata.train_batch(0)
+    grand = load_parent(pcfg.train.init_from, mesh) if pcfg.train.get("init_from", "") else None
+
+    def init_fn(key):
+        if grand is None:
+            return family.init(key, pcfg, example)
+        return family.init(key, pcfg, example, parent=grand)
+
+    abstract = jax.eval_shape(init_fn, jax.random.key(0))
+    ck = Checkpointer(os.path.join(path, "checkpoints"), create=False)
+    if ck.latest_step() is None:
+        raise UserError(f"train.init_from={init_from}: no checkpoint there; train the first stage first")
+    state = ck.restore(abstract_like(abstract, parallel.replicated(mesh)))
+    ck.close()
+    return Parent(state, pcfg, family, path)
+
 
 def train(family: Any, cfg: ml_collections.ConfigDict, workdir: str, mode: str = "train") -> RunResult:
     """Train (or evaluate / sample from) a model, writing everything into `workdir`.
 
     Args:
       family: registry name ("vae"), or a family module/object (see module docstring).
-      cfg: the run config (sections model, optim, data, train, eval, seed; `model_name`).
+      cfg: the run config (sections model, optim, data, train, eval, sample, seed; `model_name`).
       workdir: output directory; resumed from its latest checkpoint when it holds this run.
       mode: "train", "eval" (latest checkpoint -> eval.json) or "sample" (latest -> samples/).
     Returns:
       RunResult.
     Raises:
-      UserError: bad config, data, or workdir; unreadable checkpoint; non-finite loss.
+      UserError: bad config, data, or workdir; unreadable checkpoint; non-finite loss or state.
     """
-    # The mesh is also the context mesh, so steps that split work over its data axis themselves
-    # (the GMM's chunked E-step) see the devices the batch is sharded over.
-    mesh = parallel.make_mesh()
-    with jax.set_mesh(mesh):
-        return _train(family, cfg, workdir, mode, mesh)
-
-
-def _train(family: Any, cfg: ml_collections.ConfigDict, workdir: str, mode: str, mesh) -> RunResult:
     if mode not in ("train", "eval", "sample"):
         raise UserError(f"--mode must be train, eval or sample, got {mode!r}")
-    family = resolve_family(family)
-    _validate(cfg)
-    workdir = os.path.abspath(workdir)
-    run = _Run(family, cfg, workdir, mesh)
-    parallel.check_global_batch(cfg.train.batch_size, run.mesh)
-    from gm_jax import data as data_lib
-
-    data = data_lib.load(cfg.data, cfg.train.batch_size, run.data_seed)
-    # The example shape is derived from the data, so families can build outputs of the right shape
-    # and switching datasets on the command line needs no shape flags.
-    cfg = ml_collections.ConfigDict(cfg.to_dict())
-    cfg.data.shape = tuple(int(d) for d in data.example_shape)
-    run.cfg = cfg
-    cfg_dict = json.loads(cfg.to_json_best_effort())
-    is_resume = _check_workdir(workdir, cfg_dict, mode)
-    example = data.train_batch(0)
-
-    parent = None
-    init_from = cfg.train.get("init_from", "")
-    if init_from:
-        parent = Checkpointer(os.path.join(init_from, "checkpoints")).restore_raw()
-
-    def init_fn(key):
-        if parent is None:
-            return family.init(key, cfg, example)
-        return family.init(key, cfg, example, parent=parent)
-
-    abstract = jax.eval_shape(init_fn, run.init_key)
-    if not is_resume:
-        run.writer.json("config.json", {"model": cfg_dict.get("model_name"), "config": cfg_dict})
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=cfg.train.get("max_to_keep", 3))
-    if ckpt.latest_step() is not None:
-        state = ckpt.restore(abstract_like(abstract, run.repl))
-    elif mode != "train":
-        raise UserError(f"workdir {workdir} has no checkpoint to {mode}; train first")
-    else:
-        state = jax.jit(init_fn, out_shardings=run.repl)(run.init_key)
-    start = int(_scalar(state.step))
-
-    if mode == "eval":
-        ev = run.evaluate(state, data, cfg)
-        run.writer.json("eval.json", {"step": start, **ev})
-        ckpt.close()
-        return RunResult(state, ev, start, 0, workdir, cfg)
-    if mode == "sample":
-        run.write_samples(state, data, start)
-        ckpt.close()
-        return RunResult(state, {}, start, 0, workdir, cfg)
-
-    step_fn = jax.jit(
-        lambda s, b, k: family.train_step(s, b, k, cfg),
-        in_shardings=(run.repl, run.data_sharding, run.repl),
-        out_shardings=(run.repl, run.repl),
-        donate_argnums=(0,),
-    )
-    t = cfg.train
-    num_steps = t.num_steps
-    progress = Progress(num_steps, start, enabled=jax.process_index() == 0)
-    last_good = ckpt.latest_step()
-    pending: tuple[int, Any] | None = None
-    periodic_cfg = _eval_cfg(cfg, "eval_periodic")
-
-    def check(entry):
-        s, m = entry
-        loss = _scalar(m["loss"])
-        if not math.isfinite(loss):
-            ckpt.wait()
-            kept = f"last good checkpoint (step {last_good}) kept" if last_good is not None else "no checkpoint saved"
-            raise UserError(f"non-finite loss ({loss}) at step {s}; run stopped, {kept}")
-
-    try:
-        for step in range(start, num_steps):
-            batch = parallel.shard_batch(data.train_batch(step), run.mesh)
-            state, metrics = step_fn(state, batch, run.loop_key)
-            if pending is not None:
-                check(pending)  # one step behind, so the host does not wait on every step
-            done = step + 1
-            pending = (done, metrics)
-            if done == start + 1:
-                progress.restart_clock(done)
-            if t.log_every and (done % t.log_every == 0 or done == num_steps):
-                check(pending)
-                shown = {k: v for k, v in metrics.items()}
-                speed = progress.line(done, shown)
-                run.writer.scalars(done, {**shown, **speed})
-            if t.eval_every and done % t.eval_every == 0 and done != num_steps:
-                ev = run.evaluate(state, data, periodic_cfg)
-                run.writer.scalars(done, {"eval/" + k: v for k, v in ev.items()})
-            if t.sample_every and done % t.sample_every == 0:
-                run.write_samples(state, data, done)
-            if (t.ckpt_every and done % t.ckpt_every == 0) or done == num_steps:
-                check(pending)
-                ckpt.save(done, state)
-                last_good = done
-        if pending is not None:
-            check(pending)
-        ckpt.wait()
-    finally:
-        run.writer.flush()
-    compilations = step_fn._cache_size() if num_steps > start else 0
-    end = max(start, num_steps)
-    ev = run.evaluate(state, data, _eval_cfg(cfg, "eval"))
-    run.writer.scalars(end, {"eval/" + k: v for k, v in ev.items()})
-    run.writer.json("eval.json", {"step": end, **ev})
-    if not t.sample_every or end % t.sample_every:
-        run.write_samples(state, data, end)
-    run.writer.close()
-    ckpt.close()
-    return RunResult(state, ev, end, compilations, workdir, cfg)
+    mesh = parallel.make_mesh()
+    with jax.set_mesh(mesh):
+        run = _Run(resolve_family(family), cfg, workdir, mesh, mode)
+        run.prepare()
+        try:
+            state = run.open()
+            if mode == "eval":
+                ev = run.evaluate(state, run.cfg)
+                run.write_eval(run.start, ev)
+                run.ckpt.close()
+                return RunResult(state, ev, run.start, 0, run.workdir, run.cfg)
+            if mode == "sample":
+                run.write_samples(state, run.start)
+                run.ckpt.close()
+                return RunResult(state, {}, run.start, 0, run.workdir, run.cfg)
+            state = run.train_loop(state)
+            return run.finish(state)
+        finally:
+            run.unlock()
 
 
 def _eval_cfg(cfg: ml_collections.ConfigDict, section: str) -> ml_collections.ConfigDict:

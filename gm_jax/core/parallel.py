@@ -7,13 +7,12 @@ is not used (maintenance mode in current JAX).
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gm_jax.core.errors import UserError
 
@@ -120,33 +119,3 @@ def to_host(tree: Any) -> Any:
         return np.asarray(x)
 
     return jax.tree.map(get, tree)
-
-
-def auto_axes_if_explicit(fn):
-    """`fn` with the context mesh's explicit axes made automatic and its outputs replicated.
-
-    Under a mesh with explicit axes (`jax.make_mesh`'s default, used with `jax.set_mesh`) every
-    contraction over a sharded axis needs its output sharding spelled out. The classical models sum
-    statistics over sharded rows and return small replicated results, so they run with the axes
-    automatic, as under this project's own meshes. Array arguments (tracers included) pass through;
-    everything else (strings, emission models, Python numbers) is closed over.
-    """
-
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
-        mesh = jax.sharding.get_abstract_mesh()
-        if mesh.empty or AxisType.Explicit not in mesh.axis_types:
-            return fn(*args, **kwargs)
-        leaves, treedef = jax.tree.flatten((args, kwargs))
-        is_array = [isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves]
-
-        def inner(*arrays):
-            it = iter(arrays)
-            full = [next(it) if a else leaf for leaf, a in zip(leaves, is_array, strict=True)]
-            a, k = jax.tree.unflatten(treedef, full)
-            return fn(*a, **k)
-
-        arrays = [leaf for leaf, a in zip(leaves, is_array, strict=True) if a]
-        return jax.sharding.auto_axes(inner, out_sharding=PartitionSpec())(*arrays)
-
-    return wrapped

@@ -24,7 +24,8 @@ class TrainState:
       params: trainable parameters (for GANs: {"g": ..., "d": ...}).
       opt_state: optax state(s), same keys as params for multi-optimizer families; None for EM.
       model_state: non-trainable collections (e.g. {"batch_stats": ...}); {} when unused.
-      ema_params: exponential moving average of (part of) params used for eval/sampling, or None.
+      ema_params: exponential moving average of params used for eval/sampling, or None. For a dict of
+        networks (GANs) it may average some of them: {"g": ...} beside params {"g": ..., "d": ...}.
     """
 
     step: jax.Array
@@ -45,8 +46,20 @@ class TrainState:
         )
 
     def eval_params(self) -> Any:
-        """Parameters to evaluate and sample with: the EMA when kept, else the raw params."""
-        return self.params if self.ema_params is None else self.ema_params
+        """Parameters to evaluate and sample with: the EMA where kept, the raw params elsewhere.
+
+        Always the tree shape of `params`: with params {"g", "d"} and an EMA of "g" only, the result is
+        {"g": EMA of g, "d": d}, as without an EMA it is {"g": g, "d": d}.
+        """
+        if self.ema_params is None:
+            return self.params
+        if (
+            isinstance(self.params, dict)
+            and isinstance(self.ema_params, dict)
+            and set(self.ema_params) < set(self.params)
+        ):
+            return {**self.params, **self.ema_params}
+        return self.ema_params
 
 
 def ema_update(ema: Any, new: Any, decay: float) -> Any:

@@ -2,11 +2,13 @@
 
 Gradient families (VAE, VQ-VAE, flows, DDPM) write only
 
-    loss_fn(params, model_state, batch, rng, cfg) -> (loss, (metrics, new_model_state))
+    loss_fn(params, model_state, batch, rng, cfg, step) -> (loss, (metrics, new_model_state))
 
-and get a pure `train_step(state, batch, key, cfg)` with optax update and optional EMA. Randomness
-comes from `fold_in(key, state.step)`, so nothing random lives in the state and a resumed run draws
-the same numbers as an uninterrupted one.
+and get a pure `train_step(state, batch, key, cfg)` with optax update and optional EMA. `step` is the
+number of updates done before this one (an int32 scalar, traced), for schedules inside the loss
+(capacity annealing, dead-code restarts, lazy regularisation). Randomness comes from
+`fold_in(key, state.step)`, so nothing random lives in the state and a resumed run draws the same
+numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,39 +20,77 @@ import jax
 import ml_collections
 import optax
 
+from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState, ema_update
 
-LossFn = Callable[[Any, Any, Any, jax.Array, Any], tuple[jax.Array, tuple[dict, Any]]]
+LossFn = Callable[[Any, Any, Any, jax.Array, Any, jax.Array], tuple[jax.Array, tuple[dict, Any]]]
+
+
+def _adam(lr, o):
+    return optax.adam(lr, b1=o.get("b1", 0.9), b2=o.get("b2", 0.999), eps=o.get("eps", 1e-8))
+
+
+def _adamw(lr, o):
+    return optax.adamw(
+        lr, b1=o.get("b1", 0.9), b2=o.get("b2", 0.999), eps=o.get("eps", 1e-8), weight_decay=o.get("weight_decay", 1e-4)
+    )
+
+
+def _rmsprop(lr, o):
+    return optax.rmsprop(
+        lr, decay=o.get("decay", 0.9), eps=o.get("eps", 1e-8), momentum=o.get("momentum", None) or None
+    )
+
+
+def _sgd(lr, o):
+    return optax.sgd(lr, momentum=o.get("momentum", None) or None)
+
+
+def _adagrad(lr, o):
+    return optax.adagrad(lr, eps=o.get("eps", 1e-7))
+
+
+# name -> builder(learning rate or schedule, optim section); every builder reads its own options
+# from the section with the optax defaults.
+OPTIMIZERS: dict[str, Callable[[Any, Any], optax.GradientTransformation]] = {
+    "adam": _adam,
+    "adamw": _adamw,
+    "rmsprop": _rmsprop,
+    "sgd": _sgd,
+    "adagrad": _adagrad,
+}
+
+
+def check_optimizer(optim: Any) -> None:
+    """Refuse an `optim` section that names no known optimizer or has a non-positive/non-finite lr.
+
+    "none" is accepted (EM families); raises UserError.
+    """
+    name = optim.get("name", None)
+    if name == "none":
+        return
+    if name not in OPTIMIZERS:
+        raise UserError(f"optim.name must be one of {sorted(OPTIMIZERS)} (or none), got {name!r}")
+    lr = optim.get("lr", None)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or lr == float("inf"):
+        raise UserError(f"optim.lr must be a positive number, got {lr!r}")
 
 
 def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """Build an optax optimizer from an `optim` config section.
 
     Args:
-      optim: fields `name` (adam|adamw|rmsprop|sgd|adagrad), `lr`, optional `b1`, `b2`, `eps`,
-        `weight_decay`, `momentum`, `grad_clip` (global norm; 0 = off), `warmup_steps`.
+      optim: fields `name` (see OPTIMIZERS), `lr`, optional `b1`, `b2`, `eps`, `weight_decay`,
+        `decay`, `momentum`, `grad_clip` (global norm; 0 = off), `warmup_steps`.
     Returns:
       The optax transformation.
     """
-    name = optim.name
+    check_optimizer(optim)
     lr: Any = optim.lr
     warmup = optim.get("warmup_steps", 0)
     if warmup:
         lr = optax.linear_schedule(0.0, optim.lr, warmup)
-    if name == "adam":
-        tx = optax.adam(lr, b1=optim.get("b1", 0.9), b2=optim.get("b2", 0.999), eps=optim.get("eps", 1e-8))
-    elif name == "adamw":
-        tx = optax.adamw(
-            lr, b1=optim.get("b1", 0.9), b2=optim.get("b2", 0.999), weight_decay=optim.get("weight_decay", 1e-4)
-        )
-    elif name == "rmsprop":
-        tx = optax.rmsprop(lr, decay=optim.get("decay", 0.9), eps=optim.get("eps", 1e-8))
-    elif name == "sgd":
-        tx = optax.sgd(lr, momentum=optim.get("momentum", None) or None)
-    elif name == "adagrad":
-        tx = optax.adagrad(lr)
-    else:
-        raise ValueError(f"unknown optimizer {name!r}")
+    tx = OPTIMIZERS[optim.name](lr, optim)
     clip = optim.get("grad_clip", 0.0)
     if clip:
         tx = optax.chain(optax.clip_by_global_norm(clip), tx)
@@ -69,7 +109,7 @@ def make_train_step(loss_fn: LossFn) -> Callable[[TrainState, Any, jax.Array, An
     def train_step(state: TrainState, batch: Any, key: jax.Array, cfg: Any):
         rng = jax.random.fold_in(key, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (metrics, model_state)), grads = grad_fn(state.params, state.model_state, batch, rng, cfg)
+        (loss, (metrics, model_state)), grads = grad_fn(state.params, state.model_state, batch, rng, cfg, state.step)
         tx = make_optimizer(cfg.optim)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)

@@ -6,10 +6,10 @@ project does not need anywhere else. Only process 0 writes; other processes get 
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -49,28 +49,79 @@ class Writer:
             if k != "step":
                 tb.add_scalar(k, v, int(step))
 
+    def truncate_after(self, step: int) -> None:
+        """Drop metrics.jsonl rows logged after `step` (a resumed run logs them again), atomically."""
+        path = os.path.join(self.workdir, "metrics.jsonl")
+        if not self.enabled or not os.path.exists(path):
+            return
+        with open(path) as f:
+            lines = f.readlines()
+        keep = []
+        for line in lines:
+            try:
+                if int(json.loads(line)["step"]) <= step:
+                    keep.append(line if line.endswith("\n") else line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue  # a row cut short by a crash
+        if len(keep) != len(lines):
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                f.writelines(keep)
+            os.replace(tmp, path)
+
+    def scatter(self, name: str, points: np.ndarray, size: int = 384) -> str | None:
+        """Save the first two coordinates of points [N, D] as a PNG scatter plot at <workdir>/<name>.png."""
+        if not self.enabled:
+            return None
+        from PIL import Image, ImageDraw
+
+        p = np.asarray(points, np.float64).reshape(len(points), -1)
+        p = p[np.all(np.isfinite(p), 1)]
+        if p.shape[1] == 1:
+            p = np.concatenate([p, np.zeros_like(p)], 1)
+        img = Image.new("RGB", (size, size), "white")
+        draw = ImageDraw.Draw(img)
+        if len(p):
+            lo, hi = p[:, :2].min(0), p[:, :2].max(0)
+            span = np.maximum(hi - lo, 1e-9)
+            uv = 8 + (p[:, :2] - lo) / span * (size - 16)
+            for u, v in uv:
+                draw.ellipse([u - 2, size - v - 2, u + 2, size - v + 2], fill=(31, 119, 180))
+        path = os.path.join(self.workdir, name + ".png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        img.save(path)
+        return path
+
     def image_grid(self, name: str, images: np.ndarray) -> str | None:
-        """Save images [N, H, W, C] in [0, 1] as one PNG grid at <workdir>/<name>.png; return its path."""
+        """Save images [N, H, W, C] in [0, 1] as one PNG grid at <workdir>/<name>.png; return its path.
+
+        Images smaller than 32 pixels a side are enlarged (nearest neighbour) so the grid can be read.
+        """
         if not self.enabled:
             return None
         from PIL import Image
 
-        grid = make_grid(np.asarray(images))
+        grid = make_grid(enlarge(np.asarray(images)))
         path = os.path.join(self.workdir, name + ".png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         Image.fromarray(grid).save(path)
         return path
 
-    def json(self, name: str, obj: Any) -> None:
-        """Write <workdir>/<name> as indented JSON (atomic rename)."""
+    def json(self, name: str, obj: Any) -> list[str]:
+        """Write <workdir>/<name> as strict, indented JSON (atomic rename).
+
+        Non-finite numbers are written as null; returns the keys that were (so the caller can say so).
+        """
+        clean, bad = _finite_json(obj)
         if not self.enabled:
-            return
+            return bad
         path = os.path.join(self.workdir, name)
         os.makedirs(self.workdir, exist_ok=True)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
+            json.dump(clean, f, indent=2, sort_keys=True, allow_nan=False)
         os.replace(tmp, path)
+        return bad
 
     def flush(self) -> None:
         """Flush TensorBoard events."""
@@ -82,6 +133,31 @@ class Writer:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def _finite_json(obj: Any, prefix: str = "") -> tuple[Any, list[str]]:
+    if isinstance(obj, dict):
+        out, bad = {}, []
+        for k, v in obj.items():
+            out[k], b = _finite_json(v, f"{prefix}{k}.")
+            bad += b
+        return out, bad
+    if isinstance(obj, (list, tuple)):
+        items = [_finite_json(v, f"{prefix}{i}.") for i, v in enumerate(obj)]
+        return [v for v, _ in items], [b for _, bs in items for b in bs]
+    if isinstance(obj, (float, np.floating)) and not math.isfinite(float(obj)):
+        return None, [prefix.rstrip(".")]
+    if isinstance(obj, np.generic):
+        return obj.item(), []
+    return obj, []
+
+
+def enlarge(images: np.ndarray, min_side: int = 32) -> np.ndarray:
+    """[N, H, W, C] images repeated (nearest neighbour) so that the smaller side is >= min_side."""
+    if images.ndim == 3:
+        images = images[..., None]
+    f = max(1, -(-min_side // max(1, min(images.shape[1:3]))))
+    return images.repeat(f, 1).repeat(f, 2) if f > 1 else images
 
 
 def make_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:
@@ -100,23 +176,44 @@ def make_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:
 
 
 class Progress:
-    """Prints `step k/N loss=... steps/s ETA` lines to stdout."""
+    """Prints `step k/N loss=... steps/s ETA` lines to stdout.
 
-    def __init__(self, total: int, start: int, enabled: bool = True):
-        self.total, self.enabled = total, enabled
-        self._t0, self._s0 = time.perf_counter(), start
+    steps/s is the rate over the last `window` seconds (at least the last two lines), so it follows
+    changes of speed; the ETA shows days past 24 hours.
+    """
+
+    def __init__(self, total: int, start: int, enabled: bool = True, window: float = 60.0):
+        self.total, self.enabled, self.window = total, enabled, window
+        self._marks: collections.deque = collections.deque([(time.perf_counter(), start)])
 
     def restart_clock(self, step: int) -> None:
         """Measure speed from here (call after the first, compiling step)."""
-        self._t0, self._s0 = time.perf_counter(), step
+        self._marks = collections.deque([(time.perf_counter(), step)])
 
-    def line(self, step: int, metrics: Mapping[str, Any]) -> dict:
+    def rate(self, step: int, now: float | None = None) -> float:
+        """Steps per second over the recent window, recording (now, step)."""
+        now = time.perf_counter() if now is None else now
+        self._marks.append((now, step))
+        while len(self._marks) > 2 and now - self._marks[1][0] >= self.window:
+            self._marks.popleft()
+        (t0, s0), (t1, s1) = self._marks[0], self._marks[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 and s1 > s0 else float("nan")
+
+    def line(self, step: int, metrics: Mapping[str, Any], now: float | None = None) -> dict:
         """Print one progress line; returns {"steps_per_sec": ...} for logging."""
-        dt = time.perf_counter() - self._t0
-        rate = (step - self._s0) / dt if dt > 0 and step > self._s0 else float("nan")
+        rate = self.rate(step, now)
         eta = (self.total - step) / rate if rate == rate and rate > 0 else float("nan")
-        eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "?"
         shown = " ".join(f"{k}={_scalar(v):.4g}" for k, v in metrics.items())
         if self.enabled:
-            print(f"step {step}/{self.total} {shown} {rate:.1f} steps/s ETA {eta_s}", file=sys.stdout, flush=True)
+            print(f"step {step}/{self.total} {shown} {rate:.1f} steps/s ETA {format_eta(eta)}", flush=True)
         return {"steps_per_sec": rate} if rate == rate else {}
+
+
+def format_eta(seconds: float) -> str:
+    """H:MM:SS, with days in front past 24 hours ("3d 04:05:06"); "?" when unknown."""
+    if not seconds == seconds or seconds == float("inf"):
+        return "?"
+    s = int(round(seconds))
+    days, s = divmod(s, 86400)
+    hms = f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    return f"{days}d {hms}" if days else hms

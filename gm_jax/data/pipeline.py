@@ -36,6 +36,20 @@ class DataPipeline:
         """Shape of one example."""
         return self.source.train.shape
 
+    def facts(self) -> dict:
+        """What a family may need to know of the data, recorded in the config as `data.<key>`:
+        shape, train_size, test_size, levels (discrete values per dimension; 0 = continuous), kind,
+        and the extra features its batches carry beside "x" (labels "y", factors ...)."""
+        first = _as_dict(self.source.train.get(np.arange(1)))
+        return {
+            "shape": tuple(int(d) for d in self.example_shape),
+            "train_size": int(self.source.train.size),
+            "test_size": int(self.source.test.size),
+            "levels": 2 if self.binarize != "none" else int(self.source.levels),
+            "kind": self.kind,
+            "features": tuple(sorted(k for k in first if k != "x")),
+        }
+
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch != self._perm_epoch:
             self._perm = np.random.default_rng([self.seed, 0, epoch]).permutation(self.source.train.size)

@@ -25,30 +25,51 @@ class ArraySplit(NamedTuple):
 
 
 class Source(NamedTuple):
-    """A dataset: train and test splits and what kind of examples they hold."""
+    """A dataset: train and test splits and what kind of examples they hold.
+
+    `levels` is the number of discrete values a dimension takes (17 for the digits' grey levels 0..16,
+    256 for uint8 images, 2 for binary data; 0 for continuous data), which bits/dim and
+    dequantisation need.
+    """
 
     train: ArraySplit
     test: ArraySplit
     kind: str  # "image" | "points" | "sequence"
     name: str
+    levels: int = 0
 
 
-def _in_memory(x: np.ndarray) -> ArraySplit:
+def _in_memory(x: np.ndarray, **extra: np.ndarray) -> ArraySplit:
+    """A split held in memory; `extra` arrays (labels, factors) come beside "x" in every batch."""
     x = np.ascontiguousarray(x, dtype=np.float32)
-    return ArraySplit(get=lambda idx: x[np.asarray(idx)], size=x.shape[0], shape=tuple(x.shape[1:]))
+    if not extra:
+        return ArraySplit(get=lambda idx: x[np.asarray(idx)], size=x.shape[0], shape=tuple(x.shape[1:]))
+    return ArraySplit(
+        get=lambda idx: {"x": x[np.asarray(idx)], **{k: v[np.asarray(idx)] for k, v in extra.items()}},
+        size=x.shape[0],
+        shape=tuple(x.shape[1:]),
+    )
 
 
 def digits(test_size: int = 297) -> Source:
     """scikit-learn's 1797 8x8 handwritten digits (grey levels 0..16 scaled to [0, 1]).
 
     The split is a fixed permutation (seed 0): the last `test_size` examples are the test set.
+    Batches carry the class labels as "y" (int32).
     """
     from sklearn.datasets import load_digits
 
-    x = load_digits().images.astype(np.float32) / 16.0  # [1797, 8, 8]
+    raw = load_digits()
+    x = raw.images.astype(np.float32) / 16.0  # [1797, 8, 8]
     perm = np.random.default_rng(0).permutation(x.shape[0])
-    x = x[perm][..., None]
-    return Source(_in_memory(x[:-test_size]), _in_memory(x[-test_size:]), "image", "digits")
+    x, y = x[perm][..., None], raw.target[perm].astype(np.int32)
+    return Source(
+        _in_memory(x[:-test_size], y=y[:-test_size]),
+        _in_memory(x[-test_size:], y=y[-test_size:]),
+        "image",
+        "digits",
+        levels=17,
+    )
 
 
 def tfds_source(name: str, data_dir: str | None, train_split: str = "train", test_split: str = "test") -> Source:
@@ -92,7 +113,7 @@ def tfds_source(name: str, data_dir: str | None, train_split: str = "train", tes
 
         return ArraySplit(get=get, size=len(ds), shape=tuple(first.shape))
 
-    return Source(split_of(splits[0]), split_of(splits[1]), "image", "tfds:" + name)
+    return Source(split_of(splits[0]), split_of(splits[1]), "image", "tfds:" + name, levels=2 if binary else 256)
 
 
 # Known parameters of the generated 2-D mixture ("gmm2d"): weights, means, covariances.

@@ -1,4 +1,5 @@
-"""Metrics: likelihood units (nats, bits/dim) and importance-weighted bounds."""
+"""Metrics: likelihood units (nats, bits/dim), importance-weighted bounds, set-level sample quality
+(`gm_jax.metrics.sample_quality`)."""
 
 from gm_jax.metrics.likelihood import bits_per_dim, chunked_logmeanexp
 

@@ -24,7 +24,7 @@ from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.core.steps import init_state, make_train_step
 from gm_jax.metrics.likelihood import bits_per_dim, chunked_logmeanexp
-from gm_jax.nn.mlp import MLP
+from gm_jax.nn.mlp import MLP, activation
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -47,7 +47,31 @@ class VAEConfig:
             out = cls(**d)
         except TypeError as e:
             raise UserError(f"bad model config for vae: {e}") from None
-        return dataclasses.replace(out, hidden=tuple(out.hidden))
+        out = dataclasses.replace(out, hidden=tuple(out.hidden))
+        if not _positive_int(out.latent_dim):
+            raise UserError(f"model.latent_dim must be a positive integer, got {out.latent_dim!r}")
+        if not all(_positive_int(h) for h in out.hidden):
+            raise UserError(f"model.hidden must be positive integers, got {out.hidden!r}")
+        try:
+            activation(out.activation)
+        except ValueError as e:
+            raise UserError(f"model.activation: {e}") from None
+        if not out.beta >= 0:
+            raise UserError(f"model.beta must be non-negative, got {out.beta!r}")
+        return out
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def check_eval(ev: Any) -> None:
+    """Refuse an eval section whose IWAE settings cannot run (raises UserError)."""
+    k, chunk = ev.get("iwae_k", 5000), ev.get("iwae_chunk", 500)
+    if not _positive_int(k) or not _positive_int(chunk):
+        raise UserError(f"eval.iwae_k and eval.iwae_chunk must be positive integers, got {k!r} and {chunk!r}")
+    if k % min(chunk, k):
+        raise UserError(f"eval.iwae_k={k} must be a multiple of eval.iwae_chunk={chunk}")
 
 
 class VAE(nn.Module):
@@ -145,8 +169,9 @@ def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
     return init_state(params, cfg)
 
 
-def loss_fn(params, model_state, batch, rng, cfg):
+def loss_fn(params, model_state, batch, rng, cfg, step):
     """Negative (beta-)ELBO averaged over the batch; see `gm_jax.core.steps`."""
+    del step
     model = _model(cfg)
     x = _flat(batch["x"])
     eps = jax.random.normal(rng, (x.shape[0], model.cfg.latent_dim), x.dtype)
@@ -172,6 +197,7 @@ def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
     eps = jax.random.normal(k1, (x.shape[0], model.cfg.latent_dim), x.dtype)
     t = elbo_terms(model, params, x, eps, 1.0)
     ev = cfg.get("eval", {})
+    check_eval(ev)
     k = int(ev.get("iwae_k", 5000))
     iwae = iwae_log_likelihood(model, params, x, k2, k, int(ev.get("iwae_chunk", 500)))
     return {
@@ -186,9 +212,11 @@ def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
 
 
 def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
-    """n images [n, H, W, C]: Bernoulli means of p(x|z), z ~ N(0, I)."""
+    """n images [n, H, W, C]: Bernoulli means of p(x|z), z ~ N(0, T^2 I) with T = `sample.temperature`
+    (1 by default: the model's prior)."""
     model = _model(cfg)
-    z = jax.random.normal(key, (n, model.cfg.latent_dim))
+    temperature = float(cfg.get("sample", {}).get("temperature", 1.0))
+    z = temperature * jax.random.normal(key, (n, model.cfg.latent_dim))
     logits = model.apply({"params": state.eval_params()}, z, method=VAE.decode)
     return jax.nn.sigmoid(logits).reshape((n,) + tuple(cfg.data.shape))
 

@@ -32,6 +32,14 @@ def _fail(msg: str) -> None:
     sys.exit(2)
 
 
+def _fail_now(msg: str) -> None:
+    """`_fail` for errors during a run: exits at once, so background checkpoint threads that are
+    still failing (a full disk, a damaged checkpoint) add no tracebacks after the one line."""
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(2)
+
+
 def _argv_value(argv: list[str], name: str) -> str | None:
     for i, a in enumerate(argv):
         if a.startswith(f"--{name}="):
@@ -55,7 +63,7 @@ def _define_config_flag(argv: list[str]) -> None:
     try:  # a default config is loaded (and --config.* overrides applied) right here
         config_flags.DEFINE_config_file("config", default, "config file[:arg]", lock_config=True)
     except Exception as e:  # noqa: BLE001
-        _fail(f"unknown or malformed --config.* override: {_first_line(e)}")
+        _fail(_unknown_override(argv) or f"malformed --config.* override: {_first_line(e)}")
 
 
 def _first_line(e: BaseException) -> str:
@@ -75,11 +83,63 @@ def _first_line(e: BaseException) -> str:
     return outer if inner in outer else f"{outer.rstrip(':')}: {inner}"
 
 
+def _quiet_background_failures() -> None:
+    """Drop the tracebacks of Orbax's writer threads that die after the run failed (their event loop
+    already closed); every other thread failure still prints."""
+    import threading
+
+    default = threading.excepthook
+
+    def hook(args):
+        if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
+            return
+        default(args)
+
+    threading.excepthook = hook
+    sys.unraisablehook = lambda u: None if "Event loop is closed" in str(u.exc_value) else sys.__unraisablehook__(u)
+
+
+def _load_base_config(argv: list[str]):
+    """The config the --config.* overrides apply to (None when it cannot be loaded)."""
+    import importlib.util
+
+    given, model = _argv_value(argv, "config"), _argv_value(argv, "model")
+    try:
+        if given is None:
+            return registry.load_config(model) if model in registry.REGISTRY else None
+        path, _, arg = given.partition(":")
+        spec = importlib.util.spec_from_file_location("_gm_jax_config", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod.get_config(arg or None)
+    except Exception:  # noqa: BLE001 - the caller falls back to the parser's own message
+        return None
+
+
+def _unknown_override(argv: list[str]) -> str | None:
+    """One line naming the first --config.<key> that the config does not have, with its section's keys."""
+    cfg = _load_base_config(argv)
+    if cfg is None:
+        return None
+    for a in argv:
+        if not a.startswith("--config."):
+            continue
+        path = a[len("--config.") :].split("=", 1)[0].split(".")
+        node, seen = cfg, []
+        for part in path:
+            keys = sorted(node.keys()) if hasattr(node, "keys") else []
+            if part not in keys:
+                where = ".".join(seen) or "the config"
+                return f"unknown config key {'.'.join(path)!r}: {where} has {', '.join(keys) or 'no keys'}"
+            node, seen = node[part], seen + [part]
+    return None
+
+
 def _parse(argv: list[str]) -> list[str]:
     try:
         return FLAGS(argv)
     except Exception as e:  # noqa: BLE001 - flags and config-file errors all end here
-        _fail(_first_line(e))
+        _fail(_unknown_override(argv) or _first_line(e))
     return argv
 
 
@@ -104,12 +164,18 @@ def main(argv: list[str]) -> None:
 
     if FLAGS.multihost or parallel.multihost_requested_by_env():
         parallel.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    # Orbax reports failures of its background writes through absl logging as well as by raising;
+    # the raised error becomes the one line below.
+    import logging as py_logging
+
     from gm_jax.core.loop import train
 
+    py_logging.getLogger("absl").setLevel(py_logging.CRITICAL)
+    _quiet_background_failures()
     try:
         result = train(model, cfg, workdir, mode=FLAGS.mode)
     except UserError as e:
-        _fail(str(e))
+        _fail_now(str(e))
     import jax
 
     if jax.process_index() == 0:

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -166,3 +167,150 @@ def test_notebook_train_is_the_cli_train(tmp_path):
     cfg.train.batch_size = 12
     with pytest.raises(loop.UserError, match="not divisible"):
         loop.train("vae", cfg, str(tmp_path / "x"))
+
+
+# ---------------------------------------------------------------- faults and bad input at the mechanism
+
+
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        ([SMOKE, "--config.optim.name=bogus"], ["optim.name must be one of"]),
+        ([SMOKE, "--config.model.activation=bogus"], ["model.activation", "bogus"]),
+        ([SMOKE, "--config.model.latent_dim=0"], ["model.latent_dim must be a positive integer"]),
+        ([SMOKE, "--config.train.max_to_keep=-1"], ["train.max_to_keep must be a positive integer"]),
+        ([SMOKE, "--config.train.max_to_keep=0"], ["train.max_to_keep must be a positive integer"]),
+        ([SMOKE, "--config.eval.iwae_k=0"], ["eval.iwae_k"]),
+        ([SMOKE, "--config.eval.features=inception"], ["eval.features"]),
+        ([SMOKE, "--config.no.such=1"], ["unknown config key 'no.such'", "train", "model"]),
+        ([SMOKE, "--config.train.checkpoint_every=50"], ["unknown config key 'train.checkpoint_every'", "ckpt_every"]),
+        (
+            ["--model=hmm", "--config.model.emission=categorical", "--config.model.n_symbols=5"],
+            ["categorical needs sequences of symbols"],
+        ),
+        (["--model=hmm", "--config.model.sample_length=0"], ["model.sample_length must be a positive integer"]),
+        (["--model=gmm", "--config.eval.num_samples=10", "--config.eval.features=digits"], ["eval.features=digits"]),
+    ],
+)
+def test_bad_config_is_refused_before_anything_is_written(tmp_path, args, needles):
+    wd = tmp_path / "wd"
+    out = cli(*args, f"--workdir={wd}")
+    assert_one_line_error(out, *needles)
+    assert not wd.exists()
+    assert "\\'" not in out.stderr and "\\n" not in out.stderr
+
+
+def test_workdir_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    assert_one_line_error(cli(SMOKE, f"--workdir={f}"), "not a directory")
+    assert f.read_text() == "x"
+
+
+def test_missing_first_stage_is_refused_and_not_created(tmp_path):
+    missing = tmp_path / "nothing_here"
+    out = cli(SMOKE, f"--config.train.init_from={missing}", f"--workdir={tmp_path / 'wd'}")
+    assert_one_line_error(out, "init_from", "no gm_jax run")
+    assert not missing.exists() and not (tmp_path / "wd").exists()
+
+
+def _mount_tmpfs(path, options):
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if r.returncode:
+        pytest.skip("mounting a tmpfs needs root")  # CI and the dev machine run as root
+
+
+def test_read_only_filesystem_is_refused(tmp_path):
+    ro = tmp_path / "ro"
+    _mount_tmpfs(ro, "ro,size=64k")
+    try:
+        assert_one_line_error(cli(SMOKE, f"--workdir={ro / 'run'}"), "cannot be created or written")
+    finally:
+        subprocess.run(["umount", str(ro)])
+
+
+def test_full_disk_gives_one_line_naming_the_last_checkpoint(tmp_path):
+    small = tmp_path / "small"
+    _mount_tmpfs(small, "size=400k")
+    try:
+        wd = small / "run"
+        out = cli(
+            SMOKE,
+            "--config.train.num_steps=60",
+            "--config.train.ckpt_every=1",
+            "--config.train.max_to_keep=60",
+            f"--workdir={wd}",
+        )
+        assert_one_line_error(out, "no space left", "last good checkpoint (step")
+        last = int(out.stderr.split("(step ")[1].split(")")[0])
+        assert str(last) in os.listdir(wd / "checkpoints")
+    finally:
+        subprocess.run(["umount", str(small)])
+
+
+def test_checkpoint_with_non_finite_values_is_refused_untouched(finished_run, tmp_path):
+    import jax
+    import numpy as np
+
+    from gm_jax.core.checkpoint import Checkpointer
+
+    wd = tmp_path / "damaged"
+    shutil.copytree(finished_run, wd)
+    ck = Checkpointer(str(wd / "checkpoints"))
+    step = ck.latest_step()
+    state = ck.restore_raw()
+    ck.close()
+    shutil.rmtree(wd / "checkpoints" / str(step))
+    leaves, tree = jax.tree.flatten(state)
+    leaves = [np.full_like(x, np.nan) if np.issubdtype(np.asarray(x).dtype, np.floating) else x for x in leaves]
+    ck = Checkpointer(str(wd / "checkpoints"))  # a fresh manager: the old one remembers the step as saved
+    ck.save(step, jax.tree.unflatten(tree, leaves))
+    ck.close()
+    assert ck.committed_step() == step
+    before = tree_digest(wd)
+    out = cli(SMOKE, "--config.train.num_steps=5", f"--workdir={wd}")
+    assert_one_line_error(out, "non-finite values", "left as is")
+    assert tree_digest(wd) == before
+
+
+def test_truncated_manifest_gives_one_line(finished_run, tmp_path):
+    wd = tmp_path / "truncated"
+    shutil.copytree(finished_run, wd)
+    latest = max(int(s) for s in os.listdir(wd / "checkpoints") if s.isdigit())
+    hit = []
+    for root, _, files in os.walk(wd / "checkpoints" / str(latest)):
+        for f in files:
+            if f == "manifest.ocdbt":
+                p = os.path.join(root, f)
+                data = open(p, "rb").read()
+                open(p, "wb").write(data[: len(data) // 2])
+                hit.append(p)
+    assert hit
+    out = cli(SMOKE, "--config.train.num_steps=5", f"--workdir={wd}")
+    assert_one_line_error(out, "unreadable")
+
+
+def test_second_run_on_a_workdir_in_use_is_refused(tmp_path):
+    wd = tmp_path / "busy"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "experiments.run", SMOKE, "--config.train.num_steps=1000000", f"--workdir={wd}"],
+        cwd=ROOT,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):  # the first run holds the lock once it has written its config
+            if (wd / "config.json").exists():
+                break
+            time.sleep(0.1)
+        out = cli(SMOKE, "--config.train.num_steps=1000000", f"--workdir={wd}")
+        assert_one_line_error(out, "in use by another running process")
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    # The lock dies with its owner: the same command now resumes.
+    out = cli(SMOKE, "--config.train.num_steps=2", f"--workdir={wd}")
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -4,6 +4,7 @@ invariance, and the shapes of family the loop must carry (GAN pair, BatchNorm, E
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -175,14 +176,49 @@ def test_em_family_matches_numpy_em(tmp_path, monkeypatch):
     assert r.state.opt_state is None
 
 
+def _prior_cfg(init_from):
+    # The first stage's architecture is not repeated: the toy prior reads it from the parent.
+    cfg = _toy_cfg("toy_prior", hidden=(16,))
+    cfg.optim.ema_decay = 0.0
+    cfg.train.update(init_from=str(init_from), log_every=1)
+    return cfg
+
+
 def test_second_stage_starts_from_first_stage_checkpoint(tmp_path):
     stage1 = loop.train("vae", _smoke(3), str(tmp_path / "stage1"))
-    cfg = _toy_cfg("toy_prior", latent_dim=2, hidden=(16,))
-    cfg.optim.ema_decay = 0.0
-    cfg.train.init_from = str(tmp_path / "stage1")
-    r = loop.train(toy_families.toy_prior, cfg, str(tmp_path / "stage2"))
+    r = loop.train(toy_families.toy_prior, _prior_cfg(tmp_path / "stage1"), str(tmp_path / "stage2"))
     _assert_trees_equal(r.state.model_state["vae"], stage1.state.params)
     assert np.isfinite(r.eval["prior_mu0"])
+    # The step number reaches the loss (a schedule needs it; it is not copied into model_state).
+    rows = [row for row in _rows(tmp_path / "stage2") if "step_seen" in row]
+    assert [row["step_seen"] for row in rows] == [row["step"] - 1 for row in rows] == [0, 1, 2]
+
+
+def _stage_worker(*args):
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "stage_worker.py"), *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_second_stage_on_another_device_count(tmp_path):
+    # First stage on 8 devices, second on 1: the parent is restored into its own abstract state on
+    # the second stage's mesh (a raw restore keeps the saved 8-device sharding and fails).
+    stage1 = loop.train("vae", _smoke(3), str(tmp_path / "eight"))
+    got = _stage_worker("second", tmp_path / "one_from_eight", tmp_path / "eight")
+    assert got["devices"] == 1
+    for a, b in zip(got["leaves"], jax.tree.leaves(stage1.state.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b))
+    # And the reverse: first stage on 1 device, second on 8.
+    first = _stage_worker("first", tmp_path / "one")
+    r = loop.train(toy_families.toy_prior, _prior_cfg(tmp_path / "one"), str(tmp_path / "eight_from_one"))
+    for a, b in zip(jax.tree.leaves(r.state.model_state["vae"]), first["leaves"], strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))
 
 
 def _nan_family():
@@ -211,3 +247,116 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert ck.latest_step() == 2
     raw = ck.restore_raw()
     assert float(np.asarray(raw["params"]["w"])) == pytest.approx(0.2)
+
+
+def test_eval_params_has_the_params_shape_with_or_without_ema():
+    params = {"g": {"w": jnp.ones(2)}, "d": {"w": jnp.zeros(3)}}
+    with_ema = TrainState.create(params=params, ema_params={"g": {"w": jnp.full(2, 0.5)}})
+    without = TrainState.create(params=params)
+    assert jax.tree.structure(with_ema.eval_params()) == jax.tree.structure(without.eval_params())
+    assert float(with_ema.eval_params()["g"]["w"][0]) == 0.5 and float(without.eval_params()["g"]["w"][0]) == 1.0
+
+
+def test_data_facts_are_in_the_config(tmp_path):
+    cfg = _smoke(1)
+    cfg.eval.num_samples = 0
+    r = loop.train("vae", cfg, str(tmp_path))
+    d = r.cfg.data
+    assert (d.train_size, d.test_size, d.levels, d.kind, tuple(d.features)) == (1500, 297, 2, "image", ("y",))
+    with open(tmp_path / "config.json") as f:
+        assert json.load(f)["config"]["data"]["train_size"] == 1500
+    levels = load_data(vae_config.get_config().data, 10, 0).facts()["levels"]
+    cfg_grey = vae_config.get_config().data
+    cfg_grey.binarize = "none"
+    assert (levels, load_data(cfg_grey, 10, 0).facts()["levels"]) == (2, 17)
+
+
+def test_resume_after_a_crash_keeps_one_metrics_row_per_step_and_records_changes(tmp_path):
+    cfg = _smoke(7, log_every=1)
+    cfg.eval.num_samples = 0
+    loop.train("vae", cfg, str(tmp_path))
+    # A crash after step 7 was logged but before checkpoints 6 and 7 reached the disk:
+    for s in ("6", "7"):
+        shutil.rmtree(tmp_path / "checkpoints" / s)
+    cfg.train.num_steps = 9  # and the run is extended as it resumes
+    loop.train("vae", cfg, str(tmp_path))
+    steps = [r["step"] for r in _rows(tmp_path) if "loss" in r]
+    assert steps == list(range(1, 10))
+    with open(tmp_path / "config.json") as f:
+        rec = json.load(f)
+    assert rec["config"]["train"]["num_steps"] == 9
+    assert rec["history"] == [{"resumed_at_step": 3, "changed": {"train.num_steps": [7, 9]}}]
+
+
+def test_progress_eta_shows_days_and_rate_follows_recent_steps():
+    from gm_jax.core.writer import Progress, format_eta
+
+    assert format_eta(3 * 86400 + 4 * 3600 + 5 * 60 + 6) == "3d 04:05:06"
+    assert format_eta(59) == "00:00:59"
+    p = Progress(10**9, 0, enabled=False, window=10.0)
+    p.restart_clock(0)
+    t0 = p._marks[0][0]
+    p.rate(100, t0 + 100.0)  # 1 step/s for a long while
+    assert p.rate(1100, t0 + 110.0) == pytest.approx(100.0)  # then 100 steps/s: the window follows
+
+
+def test_small_images_are_enlarged_and_points_get_a_scatter(tmp_path):
+    from PIL import Image
+
+    from gm_jax.core.writer import Writer
+
+    w = Writer(str(tmp_path))
+    path = w.image_grid("g", np.random.default_rng(0).random((4, 8, 8, 1)))
+    assert min(Image.open(path).size) >= 2 * 32
+    path = w.scatter("s", np.random.default_rng(0).normal(size=(50, 2)))
+    assert Image.open(path).size == (384, 384)
+
+
+def _faulty_family(bad_state_at=None, bad_eval=False, eval_shape=None):
+    def init(key, cfg, batch):
+        return TrainState.create(params={"w": jnp.zeros(())})
+
+    def train_step(state, batch, key, cfg):
+        w = state.params["w"] + 0.1
+        if bad_state_at is not None:
+            w = jnp.where(state.step + 1 >= bad_state_at, jnp.nan, w)
+        return state.replace(step=state.step + 1, params={"w": w}), {"loss": 0.0 * batch["x"].sum()}
+
+    def evaluate(state, batch, key, cfg):
+        b = batch["x"].shape[0]
+        if eval_shape is not None:
+            return {"setwise": jnp.zeros(eval_shape)}
+        return {"m": jnp.full((b,), jnp.nan if bad_eval else 1.0)}
+
+    return types.SimpleNamespace(
+        init=init, train_step=train_step, evaluate=evaluate, sample=lambda s, k, n, c: jnp.zeros((n, 8, 8, 1))
+    )
+
+
+def test_a_state_with_non_finite_values_is_never_saved(tmp_path):
+    cfg = _toy_cfg("toy_faulty")
+    cfg.train.update(num_steps=6, ckpt_every=1, log_every=0)
+    with pytest.raises(UserError, match=r"non-finite values in the model state at step 3.*step 2\) kept"):
+        loop.train(_faulty_family(bad_state_at=3), cfg, str(tmp_path))
+    ck = Checkpointer(str(tmp_path / "checkpoints"))
+    assert ck.latest_step() == 2
+    assert float(np.asarray(ck.restore_raw()["params"]["w"])) == pytest.approx(0.2)
+
+
+def test_eval_json_is_strict_json_with_null_for_non_finite(tmp_path):
+    cfg = _toy_cfg("toy_faulty")
+    loop.train(_faulty_family(bad_eval=True), cfg, str(tmp_path))
+
+    def refuse(name):
+        raise ValueError(f"bare {name} in eval.json")
+
+    with open(tmp_path / "eval.json") as f:
+        ev = json.loads(f.read(), parse_constant=refuse)
+    assert ev["m"] is None
+
+
+def test_set_level_output_of_evaluate_is_named(tmp_path):
+    cfg = _toy_cfg("toy_faulty")
+    with pytest.raises(UserError, match=r"metric 'setwise' has shape \(\)"):
+        loop.train(_faulty_family(eval_shape=()), cfg, str(tmp_path / "wd"))
+    assert not (tmp_path / "wd").exists()

@@ -33,7 +33,8 @@ def em_config(
             init_from="",
         )
     )
-    cfg.eval = ml_collections.ConfigDict(dict(batch_size=n_test, num_examples=-1))
+    # num_samples > 0 would add the set-level sample-quality stage (it needs an image feature extractor).
+    cfg.eval = ml_collections.ConfigDict(dict(batch_size=n_test, num_examples=-1, num_samples=0, features="auto"))
     if arg == "smoke":
         cfg.train.update(num_steps=3, log_every=1, ckpt_every=2)
     elif arg:

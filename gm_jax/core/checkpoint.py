@@ -34,6 +34,13 @@ class Checkpointer:
         """The newest saved step, or None when there is none."""
         return self._mngr.latest_step()
 
+    def committed_step(self) -> int | None:
+        """The newest step fully on disk (read from the directory, so a save that failed is not counted)."""
+        if not os.path.isdir(self.directory):
+            return None
+        steps = [int(d) for d in os.listdir(self.directory) if d.isdigit()]
+        return max(steps) if steps else None
+
     def save(self, step: int, state: Any) -> None:
         """Save `state` as `step` (asynchronous; call `wait` before reading it back)."""
         self._mngr.save(step, args=ocp.args.StandardSave(state))

@@ -49,6 +49,7 @@ import fcntl
 import json
 import math
 import os
+import sys
 from typing import Any, NamedTuple
 
 import jax
@@ -532,16 +533,12 @@ class _Run:
         t = cfg.train
         num_steps, start = t.num_steps, self.start
         progress = Progress(num_steps, start, enabled=jax.process_index() == 0)
-        self.last_good = self.ckpt.latest_step()
         pending: tuple[int, Any] | None = None
         periodic_cfg = _eval_cfg(cfg, "eval_periodic")
 
         def kept() -> str:
-            return (
-                f"last good checkpoint (step {self.last_good}) kept"
-                if self.last_good is not None
-                else "no checkpoint saved"
-            )
+            last = self.ckpt.committed_step()  # what is on disk, not what was handed to the async writer
+            return f"last good checkpoint (step {last}) kept" if last is not None else "no checkpoint saved"
 
         def check(entry):
             s, m = entry
@@ -556,7 +553,6 @@ class _Run:
                 self.ckpt.wait()
                 raise UserError(f"non-finite values in the model state at step {done}; run stopped, {kept()}")
             self.ckpt.save(done, state)
-            self.last_good = done
 
         try:
             for step in range(start, num_steps):
@@ -587,10 +583,18 @@ class _Run:
             raise
         except Exception as e:
             if _is_disk_full(e):
+                try:
+                    self.ckpt.wait()
+                except Exception:  # noqa: BLE001, S110 - the pending save failed too; kept() says what is on disk
+                    pass
                 raise UserError(f"no space left on the device writing {self.workdir}; run stopped, {kept()}") from None
             raise
         finally:
-            self.writer.flush()
+            try:
+                self.writer.flush()
+            except Exception:
+                if sys.exc_info()[0] is None:  # a failing flush must not hide the error that stopped the run
+                    raise
         return state
 
     def finish(self, state) -> RunResult:

@@ -1,6 +1,6 @@
 """VAE (Kingma & Welling, 2014) on the embedded 8x8 digits: the CPU default run.
 
-Launch:  python -m experiments.run --model=vae            (about 30 s on 2 CPU cores)
+Launch:  python -m experiments.run --model=vae            (about 40 s on 2 CPU cores)
          python -m experiments.run --config=experiments/configs/vae.py:smoke   (seconds)
 
 Architecture as in the paper's MNIST experiments, scaled to 64-pixel images: one tanh hidden layer
@@ -11,8 +11,11 @@ Data protocol: sklearn digits, grey levels /16; 1500 train / 297 test by a fixed
 train images re-binarised every step (x ~ Bernoulli(grey level), "dynamic binarisation"); the test
 set binarised once with the run's seed.
 
-Expected (measured with the launch command above, seed 0, 20k steps, 2 CPU cores, 26 s):
-test ELBO -22.71 nats; IWAE NLL (k=5000) 22.13 nats = 0.499 bits/dim.
+Expected (measured with the launch command above, seed 0, 20k steps, 2 CPU cores, 41 s with the
+sample-quality stage): test ELBO -22.71 nats; IWAE NLL (k=5000) 22.13 nats = 0.499 bits/dim; on 1000
+samples against the training digits (in-repo digits classifier features, not Inception):
+digits-FID 2.28, digits-KID 0.16 +- 0.53, precision 0.68, recall 0.75, classifier score 5.90 (held-out
+real digits: FID 1.77, precision 0.89, recall 0.91, score 7.49 at 297 samples; README).
 """
 
 import ml_collections

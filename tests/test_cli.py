@@ -125,18 +125,27 @@ def test_foreign_workdir_is_refused_untouched(tmp_path):
     assert os.listdir(wd) == ["thesis.tex"] and (wd / "thesis.tex").read_text() == "precious"
 
 
+def _rewrite_latest_checkpoint(wd, which, change) -> list[str]:
+    """Replace the bytes of the latest checkpoint's files named `which(f)` by `change(bytes)`."""
+    latest = max(int(s) for s in os.listdir(wd / "checkpoints") if s.isdigit())
+    hit = []
+    for root, _, files in os.walk(wd / "checkpoints" / str(latest)):
+        for f in filter(which, files):
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                data = fh.read()
+            with open(p, "wb") as fh:
+                fh.write(change(data))
+            hit.append(p)
+    return hit
+
+
 def test_unreadable_checkpoint_is_reported_and_kept(finished_run, tmp_path):
     wd = tmp_path / "corrupt"
     shutil.copytree(finished_run, wd)
-    latest = max(int(s) for s in os.listdir(wd / "checkpoints") if s.isdigit())
-    victims = []
-    for root, _, files in os.walk(wd / "checkpoints" / str(latest)):
-        for f in files:
-            if f != "commit_success.txt" and not f.startswith("_CHECKPOINT"):
-                p = os.path.join(root, f)
-                with open(p, "wb") as fh:
-                    fh.write(b"garbage")
-                victims.append(p)
+    victims = _rewrite_latest_checkpoint(
+        wd, lambda f: f != "commit_success.txt" and not f.startswith("_CHECKPOINT"), lambda data: b"garbage"
+    )
     before = tree_digest(wd)
     out = cli(SMOKE, "--config.train.num_steps=5", f"--workdir={wd}")
     assert_one_line_error(out, "unreadable", "left as is")
@@ -277,16 +286,7 @@ def test_checkpoint_with_non_finite_values_is_refused_untouched(finished_run, tm
 def test_truncated_manifest_gives_one_line(finished_run, tmp_path):
     wd = tmp_path / "truncated"
     shutil.copytree(finished_run, wd)
-    latest = max(int(s) for s in os.listdir(wd / "checkpoints") if s.isdigit())
-    hit = []
-    for root, _, files in os.walk(wd / "checkpoints" / str(latest)):
-        for f in files:
-            if f == "manifest.ocdbt":
-                p = os.path.join(root, f)
-                data = open(p, "rb").read()
-                open(p, "wb").write(data[: len(data) // 2])
-                hit.append(p)
-    assert hit
+    assert _rewrite_latest_checkpoint(wd, lambda f: f == "manifest.ocdbt", lambda data: data[: len(data) // 2])
     out = cli(SMOKE, "--config.train.num_steps=5", f"--workdir={wd}")
     assert_one_line_error(out, "unreadable")
 

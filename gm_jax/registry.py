@@ -19,6 +19,10 @@ REGISTRY: dict[str, ModelSpec] = {
     "gmm": ModelSpec("gm_jax.classical.gmm:family", "experiments.configs.gmm"),
     "hmm": ModelSpec("gm_jax.classical.hmm:family", "experiments.configs.hmm"),
     "vae": ModelSpec("gm_jax.models.vae", "experiments.configs.vae"),
+    "gan": ModelSpec("gm_jax.models.gan", "experiments.configs.gan"),
+    "dcgan": ModelSpec("gm_jax.models.gan", "experiments.configs.dcgan"),
+    "wgan": ModelSpec("gm_jax.models.gan", "experiments.configs.wgan"),
+    "wgan_gp": ModelSpec("gm_jax.models.gan", "experiments.configs.wgan_gp"),
 }
 
 

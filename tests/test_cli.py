@@ -68,24 +68,44 @@ def test_good_run_prints_progress_and_summary(finished_run):
         (["--model=nope"], ["unknown model 'nope'", "vae"]),
         (["--model=vae", "--config.train.no_such_key=1"], ["no_such_key"]),
         (["--model=vae", "--config.train.batch_size=abc"], ["batch_size"]),
-        (["--model=vae", "--config.train.batch_size=0"], ["train.batch_size must be a positive integer"]),
-        (["--model=vae", "--config.train.num_steps=-3"], ["train.num_steps must be a positive integer"]),
         (["--model=vae", "--config.train.batch_size=12"], ["not divisible by the 8 devices"]),
-        ([SMOKE, "--config.data.name=nope"], ["unknown dataset 'nope'", "digits"]),
+        ([SMOKE, "--config.data.name=nope"], ["unknown dataset 'nope'", "digits", "ring8_wgangp"]),
         ([SMOKE, "--mode=bogus"], ["mode"]),
         ([SMOKE, "stray"], ["unexpected arguments"]),
         ([SMOKE, "--mode=eval"], ["no run to eval"]),
-        (["--model=gmm", "--config.model.n_components=5000"], ["larger than the batch"]),
         (["--model=gmm", "--config.model.reg_covar=0"], ["reg_covar must be positive"]),
-        (["--model=gmm", "--config.model.init_params=magic"], ["init_params"]),
-        (["--model=hmm", "--config.model.n_states=0"], ["n_states must be a positive integer"]),
-        (["--model=hmm", "--config.model.emission=poisson"], ["model.emission"]),
+        (["--model=wgan", "--config.model.n_critic=0"], ["n_critic"]),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, needles):
     wd = tmp_path / "wd"
     out = cli(*args, f"--workdir={wd}")
     assert_one_line_error(out, *needles)
+    assert not wd.exists()
+
+
+@pytest.mark.parametrize(
+    "model,override,needle",
+    [
+        ("vae", ("train", "batch_size", 0), "train.batch_size must be a positive integer"),
+        ("vae", ("train", "num_steps", -3), "train.num_steps must be a positive integer"),
+        ("gmm", ("model", "n_components", 5000), "larger than the batch"),
+        ("gmm", ("model", "init_params", "magic"), "init_params"),
+        ("hmm", ("model", "n_states", 0), "n_states must be a positive integer"),
+        ("hmm", ("model", "emission", "poisson"), "model.emission"),
+    ],
+)
+def test_bad_model_settings_are_refused_before_anything_is_written(tmp_path, model, override, needle):
+    # The same checks the CLI reports in one line (above), run in-process: a UserError, no workdir.
+    from gm_jax import load_config
+    from gm_jax.core.errors import UserError
+
+    cfg = load_config(model)
+    section, key, value = override
+    cfg[section][key] = value
+    wd = tmp_path / "wd"
+    with pytest.raises(UserError, match=needle):
+        loop.train(model, cfg, str(wd))
     assert not wd.exists()
 
 

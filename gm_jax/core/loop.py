@@ -24,11 +24,17 @@ What a family can read besides its own config sections:
   count), its config and its family, so a second stage need not repeat the first's architecture.
 
 Set-level sample quality: when `eval.num_samples` > 0 and the family has `sample`, every evaluation
-also draws that many samples in compiled batches sharded over the devices and scores them against
-the training data with `gm_jax.metrics.sample_quality` (`eval.features`: "auto" picks the digits
-features for 8x8x1 images and skips the stage for data no extractor is made for):
-FID, KID, precision/recall and the classifier score, in eval.json and, for periodic evaluations,
-metrics.jsonl.
+also draws that many samples in compiled batches sharded over the devices and scores them, in
+eval.json and, for periodic evaluations, metrics.jsonl:
+- images, against the training data with `gm_jax.metrics.sample_quality` (`eval.features`: "auto"
+  picks the digits features for 8x8x1 images or the digits enlarged by `data.image_size`, and skips
+  the metrics for data no extractor is made for): FID, KID, precision/recall, classifier score;
+- points from a set with known modes (`gm_jax.data.points`): `eval.mode_samples` samples (2500 by
+  default, the VEEGAN/PacGAN protocol; 0 = off) scored by `gm_jax.metrics.modes`: modes covered,
+  high-quality fraction, KL of the mode histogram to uniform (`eval.mode_min_count`).
+`eval.parzen_samples` > 0 adds the Parzen-window log-likelihood (`gm_jax.metrics.parzen`) of the
+second half of the test split, sigma chosen on the first half (`eval.parzen_sigmas`: the grid).
+Point samples are also drawn as a scatter PNG over the training points at every sampling.
 
 The step is compiled once with a replicated state, a batch sharded over every device of every
 process, and a donated state buffer. The mesh is also the context mesh (`jax.set_mesh`), so a step
@@ -326,20 +332,32 @@ class _Run:
 
     def _features(self, ev) -> str | None:
         """The feature extractor an eval section asks for; "auto" picks the one made for this data
-        (digits features for 8x8x1 images) or none, in which case the stage is skipped."""
+        (digits features for 8x8x1 images, or the digits enlarged by data.image_size) or none, in
+        which case the image metrics are skipped."""
         from gm_jax.metrics import sample_quality
 
         name = ev.get("features", "auto")
         if name != "auto":
             return name
-        for cand, shape in sample_quality.EXTRACTOR_SHAPES.items():
-            if self.data.kind == "image" and tuple(self.cfg.data.shape) == tuple(shape):
+        shape = tuple(self.cfg.data.shape)
+        for cand, base in sample_quality.EXTRACTOR_SHAPES.items():
+            if self.data.kind != "image" or not sample_quality.accepts(cand, shape):
+                continue
+            if shape == tuple(base) or self.cfg.data.name == cand:
                 return cand
         return None
 
     def _check_quality(self, ecfg, section) -> None:
         ev = ecfg.get("eval", {})
-        if not ev.get("num_samples", 0) or not hasattr(self.family, "sample"):
+        for key in ("parzen_samples", "mode_min_count", "mode_samples"):
+            v = ev.get(key, 0)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise UserError(f"{section}.{key} must be a non-negative integer, got {v!r}")
+        if not hasattr(self.family, "sample"):
+            return
+        if ev.get("parzen_samples", 0) and self.data.kind not in ("image", "points"):
+            raise UserError(f"{section}.parzen_samples needs image or point data; the data is {self.data.kind}")
+        if not ev.get("num_samples", 0) or self.data.kind == "points":
             return
         from gm_jax.metrics import sample_quality
 
@@ -351,7 +369,7 @@ class _Run:
                 f"{section}.features must be auto or one of {sorted(sample_quality.EXTRACTORS)}, got {name!r}"
             )
         shape = sample_quality.EXTRACTOR_SHAPES.get(name)
-        if self.data.kind != "image" or (shape is not None and tuple(self.cfg.data.shape) != tuple(shape)):
+        if self.data.kind != "image" or not sample_quality.accepts(name, tuple(self.cfg.data.shape)):
             raise UserError(
                 f"{section}.features={name} needs images of shape {shape}; the data is {self.data.kind} of shape "
                 f"{tuple(self.cfg.data.shape)} (use {section}.features=auto or {section}.num_samples=0)"
@@ -460,10 +478,49 @@ class _Run:
         return np.concatenate(parts)[:n]
 
     def sample_quality(self, state, eval_cfg) -> dict:
+        """Set-level metrics of samples: the image metrics on learned features, or mode coverage for
+        point sets with known modes (`eval.num_samples`), and the Parzen estimate (`eval.parzen_samples`)."""
         ev = eval_cfg.get("eval", {})
-        n = int(ev.get("num_samples", 0))
-        if n <= 0 or not hasattr(self.family, "sample"):
+        if not hasattr(self.family, "sample"):
             return {}
+        out: dict = {}
+        n = int(ev.get("num_samples", 0))
+        if self.data.kind == "points":
+            n_modes = int(ev.get("mode_samples", 2500))
+            if n_modes > 0:
+                out.update(self._mode_metrics(state, ev, n_modes))
+        elif n > 0:
+            out.update(self._image_metrics(state, ev, n))
+        n_parzen = int(ev.get("parzen_samples", 0))
+        if n_parzen > 0:
+            out.update(self._parzen(state, ev, n_parzen))
+        return out
+
+    def _mode_metrics(self, state, ev, n: int) -> dict:
+        src = self.data.source
+        if src.modes is None:
+            return {}
+        from gm_jax.metrics import modes
+
+        points = self.draw(state, n, int(ev.get("sample_batch", 0)) or 2500, self.quality_key)
+        got = modes.mode_metrics(points, src.modes, src.mode_std, min_count=int(ev.get("mode_min_count", 1)) or 1)
+        return {**got, "modes_num_samples": float(n)}
+
+    def _parzen(self, state, ev, n: int) -> dict:
+        """Goodfellow's protocol: sigma chosen on the first half of the test split (the validation
+        split), the mean log-likelihood reported on the second half."""
+        from gm_jax.metrics import parzen
+
+        test = self.data.source.test
+        x = _images(test.get(np.arange(test.size)))
+        half = len(x) // 2
+        samples = self.draw(state, n, int(ev.get("sample_batch", 0)) or 1000, jax.random.fold_in(self.quality_key, 1))
+        grid = ev.get("parzen_sigmas", None) or (
+            parzen.POINT_SIGMAS if self.data.kind == "points" else parzen.IMAGE_SIGMAS
+        )
+        return parzen.parzen(samples, x[:half], x[half:], tuple(float(g) for g in grid))
+
+    def _image_metrics(self, state, ev, n: int) -> dict:
         from gm_jax.metrics import sample_quality
 
         name = self._features(ev)
@@ -499,7 +556,7 @@ class _Run:
             os.makedirs(os.path.join(self.workdir, "samples"), exist_ok=True)
             np.save(os.path.join(self.workdir, "samples", f"step_{step}.npy"), samples)
             if samples.ndim == 2:
-                self.writer.scatter(f"samples/step_{step}", samples)
+                self.writer.scatter(f"samples/step_{step}", samples, background=self._density_points())
         if recon_fn is not None and self.data.kind == "image":
             bs = self.cfg.train.batch_size
             batch = next(self.data.eval_batches(bs, bs))
@@ -509,6 +566,13 @@ class _Run:
             orig = batch["x"][:32]
             pairs = np.stack([orig, rec], 1).reshape((-1,) + orig.shape[1:])
             self.writer.image_grid(f"samples/recon_step_{step}", pairs)
+
+    def _density_points(self) -> np.ndarray | None:
+        """Up to 20 000 training points, drawn under point samples as the data's density."""
+        if self.data.kind != "points":
+            return None
+        train = self.data.source.train
+        return _images(train.get(np.arange(min(train.size, 20_000))))
 
     def write_eval(self, step: int, ev: dict) -> None:
         bad = self.writer.json("eval.json", {"step": step, **ev})

@@ -69,24 +69,52 @@ class Writer:
                 f.writelines(keep)
             os.replace(tmp, path)
 
-    def scatter(self, name: str, points: np.ndarray, size: int = 384) -> str | None:
-        """Save the first two coordinates of points [N, D] as a PNG scatter plot at <workdir>/<name>.png."""
+    def scatter(
+        self, name: str, points: np.ndarray, size: int = 384, background: np.ndarray | None = None
+    ) -> str | None:
+        """Save the first two coordinates of points [N, D] as a PNG scatter plot at <workdir>/<name>.png.
+
+        `background` (reference points [M, D], e.g. the training data) is drawn first as a grey 2-D
+        histogram of its density, on the same axes, so the samples read against the data.
+        """
         if not self.enabled:
             return None
         from PIL import Image, ImageDraw
 
-        p = np.asarray(points, np.float64).reshape(len(points), -1)
-        p = p[np.all(np.isfinite(p), 1)]
-        if p.shape[1] == 1:
-            p = np.concatenate([p, np.zeros_like(p)], 1)
+        def two_d(a):
+            a = np.asarray(a, np.float64).reshape(len(a), -1)
+            a = a[np.all(np.isfinite(a), 1)]
+            return np.concatenate([a, np.zeros_like(a)], 1) if a.shape[1] == 1 else a[:, :2]
+
+        p = two_d(points)
+        ref = two_d(background) if background is not None else np.zeros((0, 2))
+        both = np.concatenate([p, ref]) if len(ref) else p
         img = Image.new("RGB", (size, size), "white")
-        draw = ImageDraw.Draw(img)
-        if len(p):
-            lo, hi = p[:, :2].min(0), p[:, :2].max(0)
-            span = np.maximum(hi - lo, 1e-9)
-            uv = 8 + (p[:, :2] - lo) / span * (size - 16)
-            for u, v in uv:
-                draw.ellipse([u - 2, size - v - 2, u + 2, size - v + 2], fill=(31, 119, 180))
+        if len(both):
+            # Axes: the reference's range (samples far outside are clipped to the border), padded 10%.
+            base = ref if len(ref) else p
+            lo, hi = base.min(0), base.max(0)
+            pad = 0.1 * np.maximum(hi - lo, 1e-9)
+            lo, hi = lo - pad, hi + pad
+            span = hi - lo
+
+            def to_px(a):
+                uv = 8 + (a - lo) / span * (size - 16)
+                return np.clip(uv, 2, size - 3)
+
+            if len(ref):
+                uv = to_px(ref).astype(int)
+                hist = np.zeros((size, size))
+                np.add.at(hist, (size - 1 - uv[:, 1], uv[:, 0]), 1.0)
+                k = np.ones(5) / 5.0  # a little blur so sharp modes show as spots, not pixels
+                hist = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 0, hist)
+                hist = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 1, hist)
+                shade = np.log1p(hist) / max(np.log1p(hist).max(), 1e-12)
+                grey = (255 - 150 * shade).astype(np.uint8)
+                img = Image.fromarray(np.stack([grey] * 3, -1), "RGB")
+            draw = ImageDraw.Draw(img)
+            for u, v in to_px(p):
+                draw.ellipse([u - 1.5, size - v - 1.5, u + 1.5, size - v + 1.5], fill=(214, 39, 40))
         path = os.path.join(self.workdir, name + ".png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         img.save(path)

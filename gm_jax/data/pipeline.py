@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 
 from gm_jax.core.errors import UserError
-from gm_jax.data.sources import Source, get_source
+from gm_jax.data.sources import Source, get_source, resized
 
 _BINARIZE = ("none", "dynamic", "static")
 
@@ -112,9 +112,15 @@ def load(data_cfg: ml_collections.ConfigDict, batch_size: int, seed: int) -> Dat
     """Build the pipeline named by `data_cfg.name` (see `gm_jax.data.sources.get_source`).
 
     Args:
-      data_cfg: fields `name`, optional `data_dir`, `binarize`.
+      data_cfg: fields `name`, optional `data_dir`, `binarize`, `image_size` (0: as stored; else
+        images are made image_size x image_size, see `gm_jax.data.sources.resized`).
       batch_size: global batch size.
       seed: host-side data seed.
     """
     source = get_source(data_cfg.name, data_cfg.get("data_dir") or None)
+    size = data_cfg.get("image_size", 0)
+    if size:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise UserError(f"data.image_size must be a positive integer (or 0), got {size!r}")
+        source = resized(source, size)
     return DataPipeline(source, batch_size, seed, data_cfg.get("binarize", "none"))

@@ -29,7 +29,8 @@ class Source(NamedTuple):
 
     `levels` is the number of discrete values a dimension takes (17 for the digits' grey levels 0..16,
     256 for uint8 images, 2 for binary data; 0 for continuous data), which bits/dim and
-    dequantisation need.
+    dequantisation need. Mixture point sets also know their `modes` [K, D] and the per-coordinate
+    std `mode_std` of each component, for the mode metrics.
     """
 
     train: ArraySplit
@@ -37,6 +38,8 @@ class Source(NamedTuple):
     kind: str  # "image" | "points" | "sequence"
     name: str
     levels: int = 0
+    modes: np.ndarray | None = None
+    mode_std: float = 0.0
 
 
 def _in_memory(x: np.ndarray, **extra: np.ndarray) -> ArraySplit:
@@ -175,15 +178,68 @@ def hmm_sequences(n: int = 240, test_size: int = 48, min_len: int = 50, max_len:
 EMBEDDED: dict[str, Callable[[], Source]] = {"digits": digits, "gmm2d": gmm2d, "hmm_seq": hmm_sequences}
 
 
+def _embedded() -> dict[str, Callable[[], Source]]:
+    from gm_jax.data.points import POINT_SETS  # the 2-D sets (gm_jax.data.points)
+
+    return {**EMBEDDED, **POINT_SETS}
+
+
+def resized(source: Source, size: int) -> Source:
+    """`source` with its images made `size` x `size`.
+
+    An integer multiple of a square source's side repeats every pixel (nearest neighbour: average
+    pooling by the same factor gives back the original exactly, which the digits features rely on);
+    any other size centre-crops to a square and resizes bilinearly with antialiasing.
+    """
+    if source.kind != "image":
+        raise UserError(f"data.image_size applies to images; {source.name} holds {source.kind}")
+    h, w, c = source.train.shape
+    if (h, w) == (size, size):
+        return source
+    if h == w and size % h == 0:
+        f = size // h
+
+        def fn(x):
+            return np.repeat(np.repeat(x, f, axis=1), f, axis=2)
+
+    else:
+        import jax
+
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+
+        def fn(x):
+            x = x[:, top : top + s, left : left + s]
+            out = jax.image.resize(x, (x.shape[0], size, size, c), "linear", antialias=True)
+            return np.clip(np.asarray(out), 0.0, 1.0)
+
+    def split(sp: ArraySplit) -> ArraySplit:
+        def get(idx):
+            got = sp.get(idx)
+            if isinstance(got, dict):
+                return {**got, "x": fn(got["x"]).astype(np.float32)}
+            return fn(got).astype(np.float32)
+
+        return ArraySplit(get=get, size=sp.size, shape=(size, size, c))
+
+    return source._replace(train=split(source.train), test=split(source.test))
+
+
 def get_source(name: str, data_dir: str | None = None) -> Source:
-    """Resolve `name`: an embedded set (see EMBEDDED) or "tfds:<name>".
+    """Resolve `name`: an embedded set (EMBEDDED, the 2-D sets of `gm_jax.data.points`) or "tfds:<name>".
 
     Raises:
       UserError: unknown name or missing data.
     """
     if name.startswith("tfds:"):
         return tfds_source(name[len("tfds:") :], data_dir)
-    if name in EMBEDDED:
-        return EMBEDDED[name]()
-    known = ", ".join(sorted(EMBEDDED))
-    raise UserError(f"unknown dataset {name!r}; embedded: {known}; or tfds:<name> with --config.data.data_dir")
+    embedded = _embedded()
+    if name in embedded:
+        return embedded[name]()
+    from gm_jax.data.points import POINT_SETS
+
+    known = ", ".join(sorted(n for n in embedded if n not in POINT_SETS))
+    raise UserError(
+        f"unknown dataset {name!r}; embedded: {known}; 2-D sets: {', '.join(POINT_SETS)}; "
+        "or tfds:<name> with --config.data.data_dir"
+    )

@@ -258,6 +258,9 @@ def digits_extractor(cache_dir: str | None = None, seed: int = 0) -> FeatureExtr
 
     def fn(images):
         x = np.asarray(images, np.float32)
+        if x.shape[1:3] != (8, 8):  # digits enlarged k times (data.image_size): average k x k blocks
+            n, h, w, c = x.shape
+            x = x.reshape(n, 8, h // 8, 8, w // 8, c).mean((2, 4))
         feats, logits = _mlp_apply(params, x)
         return feats, logits
 
@@ -265,8 +268,25 @@ def digits_extractor(cache_dir: str | None = None, seed: int = 0) -> FeatureExtr
 
 
 EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"digits": digits_extractor}
-# The image shape each extractor accepts (None: any), checked before a run starts.
+# The image shape each extractor is made for (None: any), checked before a run starts; images whose
+# side is a multiple of it are accepted too (they are average-pooled down to it).
 EXTRACTOR_SHAPES: dict[str, tuple | None] = {"digits": (8, 8, 1)}
+
+
+def accepts(name: str, shape: tuple) -> bool:
+    """Whether extractor `name` takes images of `shape` [H, W, C]: its own shape or an integer
+    enlargement of it."""
+    base = EXTRACTOR_SHAPES.get(name)
+    if base is None:
+        return True
+    shape = tuple(shape)
+    return (
+        len(shape) == 3
+        and shape[2] == base[2]
+        and shape[0] % base[0] == 0
+        and shape[1] % base[1] == 0
+        and shape[0] // base[0] == shape[1] // base[1]
+    )
 
 
 def get_extractor(name: str, cache_dir: str | None = None) -> FeatureExtractor:

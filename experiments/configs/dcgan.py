@@ -1,0 +1,48 @@
+"""DCGAN (Radford et al., 2015) on the embedded digits enlarged to 16x16: the CPU default run.
+
+Launch:  python -m experiments.run --model=dcgan
+
+The paper's guidelines, all kept: a projection of z (100, uniform) reshaped to 4x4, then
+fractionally-strided 4x4 stride-2 convolutions in G and strided ones in D, no pooling and no
+fully-connected hidden layers; BatchNorm in both nets except G's output and D's input; ReLU in G with
+a tanh output; LeakyReLU(0.2) in D with a sigmoid-probability output (trained from logits); weights
+N(0, 0.02); Adam lr 2e-4, beta1 0.5; minibatch 128. At 16x16 the nets are G 4x4x128 -> 8x8x64 ->
+16x16x1 and D 16x16 -> 8x8x64 -> 4x4x128 -> logit (`model.channels`=64 as DCGAN's code at 64x64).
+The digits are enlarged 2x by pixel repetition (`data.image_size=16`); the digits features pool the
+samples back to 8x8.
+
+The paper reports no likelihood or FID (its metric is a CIFAR-10 classifier on D's features, 82.8%);
+the paper-scale config is `dcgan_celeba.py`. Expected here (measured, README): the models table.
+"""
+
+from experiments.configs.gan_base import base, smoke
+
+
+def get_config(arg: str | None = None):
+    """Args: arg: None for the default run, "smoke" for a 4-step tiny run."""
+    cfg = base("dcgan", arg)
+    cfg.model.update(
+        dict(
+            loss="gan",
+            g_loss="non_saturating",
+            arch="auto",
+            image_arch="dcgan",
+            z_dim=100,
+            noise="uniform",
+            n_critic=1,
+            channels=64,
+            g_norm="batch",
+            d_norm="batch",
+            init_std=0.02,
+            point_hidden=(512, 512, 512),
+            point_z_dim=2,
+        )
+    )
+    cfg.optim.update(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999))
+    cfg.data.image_size = 16
+    cfg.train.update(num_steps=3000, batch_size=128)
+    if arg == "smoke":
+        smoke(cfg)
+    elif arg:
+        raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
+    return cfg

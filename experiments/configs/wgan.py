@@ -1,0 +1,55 @@
+"""WGAN (Arjovsky et al., 2017) with weight clipping on the embedded digits enlarged to 16x16.
+
+Launch:  python -m experiments.run --model=wgan
+         python -m experiments.run --model=wgan --config.data.name=grid25_wgangp   (2-D, MLP nets)
+
+The paper's algorithm and the authors' `main.py`: a critic without sigmoid and losses without log,
+every critic weight clipped to [-0.01, 0.01] after each critic update, RMSProp lr 5e-5 (PyTorch's
+smoothing 0.99), minibatch 64, noise N(0, I)^100, the DCGAN nets with BatchNorm in both; n_critic 5
+with the reference schedule: 100 critic updates per generator update for the first 25 generator
+updates and at every 500th (`model.critic_boost`). Every critic update sees a fresh real batch: one
+loop step is one critic update, so `train.num_steps` counts critic updates (the generator has
+done `g_updates` of them).
+
+Sign of the logged estimate: the critic minimises E f(G(z)) - E f(x); `wasserstein` = -(that) =
+E f(x) - E f(G(z)) >= 0 estimates W(P_r, P_g) times the critic's Lipschitz bound and falls as the
+samples improve (the paper's Figures 3-4: it tracks sample quality).
+
+The paper reports curves, no FID; the paper-scale config is `wgan_lsun.py`.
+"""
+
+from experiments.configs.gan_base import base, smoke
+
+
+def get_config(arg: str | None = None):
+    """Args: arg: None for the default run, "smoke" for a 4-step tiny run."""
+    cfg = base("wgan", arg)
+    cfg.model.update(
+        dict(
+            loss="wasserstein",
+            arch="auto",
+            image_arch="dcgan",
+            z_dim=100,
+            noise="gaussian",
+            n_critic=5,
+            critic_boost=True,
+            boost_iters=100,
+            boost_first=25,
+            boost_every=500,
+            clip=0.01,
+            channels=64,
+            g_norm="batch",
+            d_norm="batch",
+            point_hidden=(512, 512, 512),
+            point_z_dim=2,
+        )
+    )
+    cfg.optim.update(dict(name="rmsprop", lr=5e-5, decay=0.99, eps=1e-8))
+    cfg.data.image_size = 16
+    cfg.train.update(num_steps=10000, batch_size=64, log_every=500)
+    if arg == "smoke":
+        smoke(cfg)
+        cfg.model.update(boost_iters=2, boost_first=1)
+    elif arg:
+        raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
+    return cfg

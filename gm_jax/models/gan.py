@@ -1,0 +1,594 @@
+"""Adversarial family: GAN (Goodfellow et al., 2014), DCGAN (Radford et al., 2015), WGAN (Arjovsky
+et al., 2017) and WGAN-GP (Gulrajani et al., 2017) as one family step with swappable nets and losses.
+
+One loop step is one discriminator (critic) update on a fresh real batch; the generator is updated
+at the end of the step when the schedule says so (`critic_iters`): every `n_critic`-th step (the
+GAN paper's k), or with WGAN's reference schedule, 100 critic updates per generator update for the
+first 25 generator updates and at every 500th. The schedule's counters live in the state
+(`model_state["schedule"]`), so a resumed run continues it exactly; the generator update runs under
+`lax.cond` inside the one compiled step (no branch when every step updates G). `train.num_steps`
+therefore counts discriminator updates; the metrics log `g_updates`.
+
+Losses (all from logits / critic values):
+- "gan": D minimises -log sigmoid(D(x)) - log sigmoid(-D(G(z))); G minimises -log sigmoid(D(G(z)))
+  ("non_saturating", the paper's practical choice) or log sigmoid(-D(G(z))) = log(1 - D(G(z)))
+  ("minimax", the game's value; it saturates when D wins);
+- "wasserstein": the critic minimises E f(G(z)) - E f(x); G minimises -E f(G(z)). The logged
+  `wasserstein` is -critic loss = E f(x) - E f(G(z)), the estimate of W(P_r, P_g) up to the
+  Lipschitz constant (clipping) or penalty (GP); it goes down as samples improve.
+- weight clipping to [-c, c] of every critic parameter after each critic update (`clip`), and the
+  gradient penalty lambda E (|grad f(x_hat)|_2 - 1)^2 on x_hat = eps x + (1 - eps) G(z),
+  eps ~ U[0, 1] per example (`gp_weight`).
+
+Nets (`arch`): "mlp" (generator ReLU MLP, sigmoid output for images and linear for points;
+discriminator MLP, optionally maxout with dropout as in the GAN paper) and "dcgan" (the DCGAN
+guidelines: a projection of z reshaped to 4x4, fractionally-strided 4x4 stride-2 convolutions in G
+computed in sub-pixel form (`gm_jax.nn.conv`), strided 4x4 convolutions in D, BatchNorm in both
+except G's output and D's input, ReLU in G with a tanh output, LeakyReLU(0.2) in D, weights
+N(0, 0.02)). "auto" takes the MLP for point data and `image_arch` for images. Conv nets see images in
+[-1, 1]. The critic may use "batch", "layer" or no normalisation (`d_norm`); the gradient penalty
+refuses BatchNorm, as the paper does. BatchNorm statistics are those of the global batch (the step is
+compiled over the sharded batch, so the mean and variance are reduced over every device), D sees the
+real and the fake batch separately (DCGAN's reference practice), and sampling uses the running
+statistics.
+
+Two optimizers from `optim` (both nets; `optim_d` overrides keys for the discriminator), optional
+EMA of the generator (`optim.ema_decay`) used for evaluation and sampling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gm_jax.core.errors import UserError
+from gm_jax.core.state import TrainState, ema_update
+from gm_jax.core.steps import check_optimizer, make_optimizer
+from gm_jax.nn.conv import ConvTranspose2x
+from gm_jax.nn.mlp import activation
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass(frozen=True)
+class GANConfig:
+    """The `model` section of every GAN config (a typo in a key fails here)."""
+
+    loss: str = "gan"  # "gan" | "wasserstein"
+    g_loss: str = "non_saturating"  # "non_saturating" | "minimax" (loss "gan" only)
+    arch: str = "auto"  # "auto" | "mlp" | "dcgan"
+    image_arch: str = "dcgan"  # what "auto" picks for images
+    z_dim: int = 100
+    noise: str = "gaussian"  # "gaussian" | "uniform" (U[-1, 1])
+    n_critic: int = 1  # discriminator updates per generator update (the GAN paper's k)
+    critic_boost: bool = False  # WGAN's reference schedule (boost_iters for the first boost_first, every boost_every)
+    boost_iters: int = 100
+    boost_first: int = 25
+    boost_every: int = 500
+    clip: float = 0.0  # weight clipping c of the critic; 0 = off
+    gp_weight: float = 0.0  # gradient penalty lambda; 0 = off
+    # MLP nets (images)
+    g_hidden: tuple = (1200, 1200)
+    d_hidden: tuple = (240, 240)
+    mlp_act: str = "relu"
+    d_maxout: int = 0  # pieces per maxout unit (GAN paper: 5); 0 = plain units with mlp_act
+    d_dropout: float = 0.0  # dropout on D's hidden layers (GAN paper: 0.5)
+    d_input_dropout: float = 0.0  # dropout on D's input (GAN paper: 0.2)
+    # MLP nets for point data (arch auto on a 2-D set): both nets, and the noise size
+    point_hidden: tuple = (512, 512, 512)
+    point_z_dim: int = 2
+    # conv nets
+    channels: int = 64  # G's last hidden / D's first layer; doubled at every resolution step
+    g_norm: str = "batch"  # "batch" | "none"
+    d_norm: str = "batch"  # "batch" | "layer" | "none"
+    init_std: float = 0.02
+    conv_method: str = "subpixel"  # how G's transposed convolutions are computed (gm_jax.nn.conv)
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> GANConfig:
+        d = dict(cfg.model)
+        d.pop("name", None)
+        try:
+            m = cls(**d)
+        except TypeError as e:
+            raise UserError(f"bad model config for a GAN: {e}") from None
+        m = dataclasses.replace(
+            m, g_hidden=tuple(m.g_hidden), d_hidden=tuple(m.d_hidden), point_hidden=tuple(m.point_hidden)
+        )
+        m.check()
+        return m
+
+    def check(self) -> None:
+        def one_of(key, options):
+            if getattr(self, key) not in options:
+                raise UserError(f"model.{key} must be one of {', '.join(options)}, got {getattr(self, key)!r}")
+
+        one_of("loss", ("gan", "wasserstein"))
+        one_of("g_loss", ("non_saturating", "minimax"))
+        one_of("arch", ("auto", "mlp", "dcgan"))
+        one_of("image_arch", ("mlp", "dcgan"))
+        one_of("noise", ("gaussian", "uniform"))
+        one_of("g_norm", ("batch", "none"))
+        one_of("d_norm", ("batch", "layer", "none"))
+        one_of("conv_method", ("subpixel", "matmul", "xla"))
+        for key in ("z_dim", "point_z_dim", "channels", "boost_iters", "boost_every"):
+            if not _positive_int(getattr(self, key)):
+                raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
+        if not _positive_int(self.n_critic):
+            raise UserError(
+                f"model.n_critic (discriminator updates per generator update, k) must be >= 1, got {self.n_critic!r}"
+            )
+        if not isinstance(self.boost_first, int) or self.boost_first < 0:
+            raise UserError(f"model.boost_first must be a non-negative integer, got {self.boost_first!r}")
+        for key in ("g_hidden", "d_hidden", "point_hidden"):
+            if not all(_positive_int(h) for h in getattr(self, key)):
+                raise UserError(f"model.{key} must be positive integers, got {getattr(self, key)!r}")
+        if not isinstance(self.d_maxout, int) or self.d_maxout < 0:
+            raise UserError(f"model.d_maxout must be a non-negative integer, got {self.d_maxout!r}")
+        for key in ("d_dropout", "d_input_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise UserError(f"model.{key} must be in [0, 1), got {getattr(self, key)!r}")
+        try:
+            activation(self.mlp_act)
+        except ValueError as e:
+            raise UserError(f"model.mlp_act: {e}") from None
+        if not (isinstance(self.clip, (int, float)) and self.clip >= 0 and math.isfinite(self.clip)):
+            raise UserError(f"model.clip (weight clipping c) must be > 0, or 0 for none; got {self.clip!r}")
+        if not (isinstance(self.gp_weight, (int, float)) and self.gp_weight >= 0 and math.isfinite(self.gp_weight)):
+            raise UserError(f"model.gp_weight (lambda) must be >= 0, got {self.gp_weight!r}")
+        if not self.init_std > 0:
+            raise UserError(f"model.init_std must be positive, got {self.init_std!r}")
+        if self.loss == "wasserstein" and not (self.clip > 0 or self.gp_weight > 0):
+            raise UserError(
+                "model.loss=wasserstein needs a Lipschitz constraint: model.clip > 0 or model.gp_weight > 0"
+            )
+        if self.gp_weight > 0 and self.d_norm == "batch":
+            raise UserError("model.gp_weight > 0 needs a critic without BatchNorm (model.d_norm=layer or none)")
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _arch(m: GANConfig, cfg: Any) -> str:
+    """The net family for this data: "mlp" or "dcgan" (refuses a conv net on points)."""
+    kind = cfg.data.get("kind", "image")
+    arch = m.arch if m.arch != "auto" else ("mlp" if kind == "points" else m.image_arch)
+    if arch == "dcgan":
+        if kind != "image":
+            raise UserError(
+                f"model.arch=dcgan is a convolutional net; {cfg.data.name} holds {kind} (use model.arch=mlp)"
+            )
+        h, w = tuple(cfg.data.shape)[:2]
+        if h != w or h < 8 or h & (h - 1):
+            raise UserError(
+                f"model.arch=dcgan makes square images of 8, 16, 32, 64, ... pixels from 4x4; the data is {h}x{w} "
+                "(set data.image_size, e.g. 32)"
+            )
+    return arch
+
+
+# ----------------------------------------------------------------------------- nets
+
+
+def _normal(std):
+    return nn.initializers.normal(std)
+
+
+class MLPGenerator(nn.Module):
+    hidden: tuple
+    out_dim: int
+    act: str
+    out: str  # "sigmoid" | "linear"
+
+    @nn.compact
+    def __call__(self, z, train: bool = True):
+        h = z
+        f = activation(self.act)
+        for width in self.hidden:
+            h = f(nn.Dense(width)(h))
+        h = nn.Dense(self.out_dim)(h)
+        return jax.nn.sigmoid(h) if self.out == "sigmoid" else h
+
+
+class MLPDiscriminator(nn.Module):
+    """Logits [B]; maxout units (`maxout` pieces) and dropout as in the GAN paper, optionally."""
+
+    hidden: tuple
+    act: str
+    maxout: int = 0
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        h = x.reshape(x.shape[0], -1)
+        f = activation(self.act)
+        if self.input_dropout:
+            h = nn.Dropout(self.input_dropout, deterministic=not train)(h)
+        for width in self.hidden:
+            if self.maxout:
+                h = nn.Dense(width * self.maxout)(h).reshape(h.shape[0], width, self.maxout).max(-1)
+            else:
+                h = f(nn.Dense(width)(h))
+            if self.dropout:
+                h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        return nn.Dense(1)(h)[:, 0]
+
+
+def _bn(train: bool, std: float):
+    # PyTorch BatchNorm2d defaults (momentum 0.1 = flax 0.9, eps 1e-5); scale ~ N(1, std) as DCGAN's code.
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=0.9,
+        epsilon=1e-5,
+        scale_init=lambda k, s, d=jnp.float32: 1.0 + std * jax.random.normal(k, s, d),
+    )
+
+
+class DCGANGenerator(nn.Module):
+    """z -> 4x4x(C 2^(L-1)) -> ... -> [S, S, out_channels] in [-1, 1], S = 4 * 2^L."""
+
+    size: int
+    out_channels: int
+    channels: int
+    norm: str = "batch"
+    std: float = 0.02
+    method: str = "subpixel"
+
+    @nn.compact
+    def __call__(self, z, train: bool = True):
+        steps = int(round(math.log2(self.size // 4)))
+        width = self.channels * 2 ** (steps - 1)
+        h = nn.Dense(4 * 4 * width, kernel_init=_normal(self.std), use_bias=self.norm != "batch")(z)
+        h = h.reshape(z.shape[0], 4, 4, width)
+        if self.norm == "batch":
+            h = _bn(train, self.std)(h)
+        h = nn.relu(h)
+        for i in range(steps - 1):
+            width //= 2
+            h = ConvTranspose2x(
+                width, use_bias=self.norm != "batch", kernel_init=_normal(self.std), method=self.method
+            )(h)
+            if self.norm == "batch":
+                h = _bn(train, self.std)(h)
+            h = nn.relu(h)
+            del i
+        h = ConvTranspose2x(self.out_channels, kernel_init=_normal(self.std), method=self.method)(h)
+        return jnp.tanh(h)
+
+
+class DCGANDiscriminator(nn.Module):
+    """[S, S, C] -> strided 4x4 convs to 4x4 -> one logit/critic value [B]."""
+
+    channels: int
+    norm: str = "batch"  # after every conv but the first
+    std: float = 0.02
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        steps = int(round(math.log2(x.shape[1] // 4)))
+        h = x
+        for i in range(steps):
+            use_norm = i > 0 and self.norm != "none"
+            h = nn.Conv(
+                self.channels * 2**i,
+                (4, 4),
+                strides=(2, 2),
+                padding=((1, 1), (1, 1)),
+                kernel_init=_normal(self.std),
+                use_bias=not (use_norm and self.norm == "batch"),
+            )(h)
+            if use_norm and self.norm == "batch":
+                h = _bn(train, self.std)(h)
+            elif use_norm:
+                h = nn.LayerNorm(reduction_axes=(-3, -2, -1), feature_axes=(-3, -2, -1))(h)
+            h = nn.leaky_relu(h, 0.2)
+        # The last 4x4 map to one value: DCGAN's final 4x4 valid convolution, i.e. a dense layer.
+        return nn.Dense(1, kernel_init=_normal(self.std))(h.reshape(h.shape[0], -1))[:, 0]
+
+
+class Nets:
+    """The generator and discriminator a config builds, and the map between data and net space."""
+
+    def __init__(self, cfg: Any):
+        self.m = m = GANConfig.from_cfg(cfg)
+        self.arch = _arch(m, cfg)
+        self.shape = tuple(cfg.data.shape)
+        self.points = cfg.data.get("kind", "image") == "points"
+        dim = int(np.prod(self.shape))
+        self.z_dim = m.point_z_dim if (self.points and m.arch == "auto") else m.z_dim
+        if self.arch == "dcgan":
+            self.g = DCGANGenerator(self.shape[0], self.shape[2], m.channels, m.g_norm, m.init_std, m.conv_method)
+            self.d = DCGANDiscriminator(m.channels, m.d_norm, m.init_std)
+        elif self.points:
+            hid = m.point_hidden if m.arch == "auto" else m.g_hidden
+            dh = m.point_hidden if m.arch == "auto" else m.d_hidden
+            self.g = MLPGenerator(hid, dim, m.mlp_act, "linear")
+            self.d = MLPDiscriminator(dh, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)
+        else:
+            self.g = MLPGenerator(m.g_hidden, dim, m.mlp_act, "sigmoid")
+            self.d = MLPDiscriminator(m.d_hidden, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)
+
+    def to_net(self, x):
+        """Data -> what D sees: [-1, 1] images for conv nets, [0, 1] images or raw points for MLPs."""
+        return 2.0 * x - 1.0 if self.arch == "dcgan" else x.reshape(x.shape[0], -1)
+
+    def from_net(self, g):
+        """G's output -> data space and shape."""
+        x = (g + 1.0) / 2.0 if self.arch == "dcgan" else g
+        return x.reshape((g.shape[0],) + self.shape)
+
+    def noise(self, key, n):
+        if self.m.noise == "uniform":
+            return jax.random.uniform(key, (n, self.z_dim), minval=-1.0, maxval=1.0)
+        return jax.random.normal(key, (n, self.z_dim))
+
+    def generate(self, params, stats, z, train):
+        """(G(z) in net space, G's updated batch stats or None)."""
+        if stats is None:
+            return self.g.apply({"params": params}, z, train=train), None
+        if not train:
+            return self.g.apply({"params": params, "batch_stats": stats}, z, train=False), stats
+        out, upd = self.g.apply({"params": params, "batch_stats": stats}, z, train=True, mutable=["batch_stats"])
+        return out, upd["batch_stats"]
+
+    def discriminate(self, params, stats, x, train, key=None):
+        """(D(x) logits/critic values [B], D's updated batch stats or None)."""
+        rngs = {"dropout": key} if key is not None else {}
+        if stats is None:
+            return self.d.apply({"params": params}, x, train=train, rngs=rngs), None
+        if not train:
+            return self.d.apply({"params": params, "batch_stats": stats}, x, train=False, rngs=rngs), stats
+        out, upd = self.d.apply(
+            {"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"], rngs=rngs
+        )
+        return out, upd["batch_stats"]
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def d_loss_gan(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """-E log D(x) - E log(1 - D(G(z))) with D = sigmoid(logits), from logits (log_sigmoid)."""
+    return -jnp.mean(jax.nn.log_sigmoid(real_logits)) - jnp.mean(jax.nn.log_sigmoid(-fake_logits))
+
+
+def g_loss_non_saturating(fake_logits: jax.Array) -> jax.Array:
+    """-E log D(G(z)); gradient sigmoid(l) - 1 per logit l (strong when D rejects the sample)."""
+    return -jnp.mean(jax.nn.log_sigmoid(fake_logits))
+
+
+def g_loss_minimax(fake_logits: jax.Array) -> jax.Array:
+    """E log(1 - D(G(z))) = E log sigmoid(-l); gradient -sigmoid(l) per logit (vanishes when D rejects)."""
+    return jnp.mean(jax.nn.log_sigmoid(-fake_logits))
+
+
+def d_loss_wasserstein(real: jax.Array, fake: jax.Array) -> jax.Array:
+    """E f(G(z)) - E f(x): the critic maximises E f(x) - E f(G(z))."""
+    return jnp.mean(fake) - jnp.mean(real)
+
+
+def g_loss_wasserstein(fake: jax.Array) -> jax.Array:
+    """-E f(G(z))."""
+    return -jnp.mean(fake)
+
+
+def gradient_penalty(critic, real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
+    """E (|grad_x f(x_hat)|_2 - 1)^2, x_hat = eps real + (1 - eps) fake, eps ~ U[0, 1] per example.
+
+    Args:
+      critic: x [B, ...] -> f(x) [B] (each output depends on its own row only).
+    """
+    eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1))
+    x_hat = eps * real + (1.0 - eps) * fake
+    grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
+    norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1) + 1e-12)
+    return jnp.mean((norms - 1.0) ** 2)
+
+
+def clip_weights(params: Any, c: float) -> Any:
+    """Every parameter clipped to [-c, c] (WGAN)."""
+    return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+def critic_iters(g_updates: jax.Array, m: GANConfig) -> jax.Array:
+    """Discriminator updates before generator update number `g_updates` (0-based)."""
+    if not m.critic_boost:
+        return jnp.asarray(m.n_critic, jnp.int32)
+    boost = (g_updates < m.boost_first) | (g_updates % m.boost_every == 0)
+    return jnp.where(boost, m.boost_iters, m.n_critic).astype(jnp.int32)
+
+
+def schedule_after_d(sched: dict, m: GANConfig) -> tuple[dict, jax.Array]:
+    """Count one discriminator update; (counters, whether the generator updates now)."""
+    d_since = sched["d_since"] + 1
+    do_g = d_since >= critic_iters(sched["g_updates"], m)
+    return {**sched, "d_since": d_since}, do_g
+
+
+def _static_every_step(m: GANConfig) -> bool:
+    return m.n_critic == 1 and not m.critic_boost
+
+
+# ----------------------------------------------------------------------------- family
+
+
+def _optim_d(cfg: Any) -> ml_collections.ConfigDict:
+    o = ml_collections.ConfigDict(cfg.optim.to_dict() if hasattr(cfg.optim, "to_dict") else dict(cfg.optim))
+    over = cfg.get("optim_d", None)
+    if over:
+        o.update(dict(over))
+    return o
+
+
+def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
+    """Both nets' parameters and BatchNorm statistics, both optimizers, and the schedule counters."""
+    nets = Nets(cfg)
+    check_optimizer(_optim_d(cfg))
+    kg, kd = jax.random.split(key)
+    z = jnp.zeros((2, nets.z_dim))
+    gv = nets.g.init(kg, z, train=False)
+    x = nets.to_net(jnp.asarray(example_batch["x"][:2], jnp.float32))
+    dv = nets.d.init({"params": kd, "dropout": kd}, x, train=False)
+    params = {"g": gv["params"], "d": dv["params"]}
+    if nets.m.clip > 0:
+        params["d"] = clip_weights(params["d"], nets.m.clip)
+    model_state: dict = {
+        "schedule": {
+            "g_updates": jnp.zeros((), jnp.int32),
+            "d_since": jnp.zeros((), jnp.int32),
+            "g_loss": jnp.zeros((), jnp.float32),
+        }
+    }
+    if "batch_stats" in gv:
+        model_state["g_batch_stats"] = gv["batch_stats"]
+    if "batch_stats" in dv:
+        model_state["d_batch_stats"] = dv["batch_stats"]
+    opt_state = {"g": make_optimizer(cfg.optim).init(params["g"]), "d": make_optimizer(_optim_d(cfg)).init(params["d"])}
+    ema = {"g": params["g"]} if cfg.optim.get("ema_decay", 0.0) else None
+    return TrainState.create(params=params, opt_state=opt_state, model_state=model_state, ema_params=ema)
+
+
+def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> tuple[TrainState, dict]:
+    """One discriminator update on `batch`, then the generator update if the schedule says so."""
+    nets = Nets(cfg)
+    m = nets.m
+    rng = jax.random.fold_in(key, state.step)
+    k_zd, k_drop, k_gp, k_zg, k_dropg = jax.random.split(rng, 5)
+    ms = state.model_state
+    g_stats, d_stats = ms.get("g_batch_stats"), ms.get("d_batch_stats")
+    real = nets.to_net(batch["x"])
+    n = real.shape[0]
+    wasserstein = m.loss == "wasserstein"
+
+    fake, g_stats = nets.generate(state.params["g"], g_stats, nets.noise(k_zd, n), train=True)
+    fake = jax.lax.stop_gradient(fake)
+
+    def d_objective(dp):
+        kr, kf = jax.random.split(k_drop)
+        r, st = nets.discriminate(dp, d_stats, real, True, kr)
+        f, st = nets.discriminate(dp, st, fake, True, kf)
+        loss = d_loss_wasserstein(r, f) if wasserstein else d_loss_gan(r, f)
+        gp = jnp.zeros(())
+        if m.gp_weight > 0:
+            gp = gradient_penalty(lambda x: nets.discriminate(dp, None, x, True, kr)[0], real, fake, k_gp)
+        return loss + m.gp_weight * gp, (loss, gp, r, f, st)
+
+    (_, (d_loss, gp, r, f, d_stats)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(state.params["d"])
+    tx_d = make_optimizer(_optim_d(cfg))
+    upd, d_opt = tx_d.update(d_grads, state.opt_state["d"], state.params["d"])
+    d_params = optax.apply_updates(state.params["d"], upd)
+    if m.clip > 0:
+        d_params = clip_weights(d_params, m.clip)
+
+    sched, do_g = schedule_after_d(ms["schedule"], m)
+
+    def g_update(args):
+        g_params, g_opt, g_st, d_st, ema = args
+
+        def g_objective(gp_):
+            out, st = nets.generate(gp_, g_st, nets.noise(k_zg, n), train=True)
+            logits, dst = nets.discriminate(d_params, d_st, out, True, k_dropg)
+            if wasserstein:
+                loss = g_loss_wasserstein(logits)
+            elif m.g_loss == "minimax":
+                loss = g_loss_minimax(logits)
+            else:
+                loss = g_loss_non_saturating(logits)
+            return loss, (st, dst)
+
+        (g_loss, (g_st, d_st)), g_grads = jax.value_and_grad(g_objective, has_aux=True)(g_params)
+        tx_g = make_optimizer(cfg.optim)
+        u, g_opt = tx_g.update(g_grads, g_opt, g_params)
+        g_params = optax.apply_updates(g_params, u)
+        if ema is not None:
+            ema = {"g": ema_update(ema["g"], g_params, cfg.optim.ema_decay)}
+        return (g_params, g_opt, g_st, d_st, ema), g_loss.astype(jnp.float32), optax.tree.norm(g_grads)
+
+    def no_g_update(args):
+        return args, sched["g_loss"], jnp.zeros((), jnp.float32)
+
+    args = (state.params["g"], state.opt_state["g"], g_stats, d_stats, state.ema_params)
+    if _static_every_step(m):
+        out, g_loss, g_norm = g_update(args)
+        do_g = jnp.asarray(True)
+    else:
+        out, g_loss, g_norm = jax.lax.cond(do_g, g_update, no_g_update, args)
+    g_params, g_opt, g_stats, d_stats, ema = out
+    sched = {
+        "g_updates": sched["g_updates"] + do_g.astype(jnp.int32),
+        "d_since": jnp.where(do_g, 0, sched["d_since"]).astype(jnp.int32),
+        "g_loss": g_loss,
+    }
+    model_state = {"schedule": sched}
+    if g_stats is not None:
+        model_state["g_batch_stats"] = g_stats
+    if d_stats is not None:
+        model_state["d_batch_stats"] = d_stats
+    new = state.replace(
+        step=state.step + 1,
+        params={"g": g_params, "d": d_params},
+        opt_state={"g": g_opt, "d": d_opt},
+        model_state=model_state,
+        ema_params=ema,
+    )
+    metrics = {
+        "loss": d_loss + m.gp_weight * gp,
+        "d_loss": d_loss,
+        "g_loss": g_loss,
+        "g_updates": sched["g_updates"].astype(jnp.float32),
+        "d_grad_norm": optax.tree.norm(d_grads),
+    }
+    if _static_every_step(m):
+        metrics["g_grad_norm"] = g_norm
+    if wasserstein:
+        metrics["wasserstein"] = -d_loss
+        metrics["critic_real"], metrics["critic_fake"] = jnp.mean(r), jnp.mean(f)
+    else:
+        metrics["d_real"], metrics["d_fake"] = jnp.mean(jax.nn.sigmoid(r)), jnp.mean(jax.nn.sigmoid(f))
+    if m.gp_weight > 0:
+        metrics["gradient_penalty"] = gp
+    return new, metrics
+
+
+def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
+    """Per-example test metrics [B] of D/critic in inference mode against one generated example each.
+
+    loss "gan": d_real (D(x) probability of the test example), d_fake (of a sample), d_loss (the
+    discriminator's cross-entropy on the pair). loss "wasserstein": critic_real, critic_fake and
+    wasserstein (their difference; its mean is the test-set estimate).
+    """
+    nets = Nets(cfg)
+    params = state.eval_params()
+    ms = state.model_state
+    x = nets.to_net(batch["x"])
+    fake, _ = nets.generate(params["g"], ms.get("g_batch_stats"), nets.noise(key, x.shape[0]), train=False)
+    r, _ = nets.discriminate(params["d"], ms.get("d_batch_stats"), x, False)
+    f, _ = nets.discriminate(params["d"], ms.get("d_batch_stats"), fake, False)
+    if nets.m.loss == "wasserstein":
+        return {"critic_real": r, "critic_fake": f, "wasserstein": r - f}
+    return {
+        "d_real": jax.nn.sigmoid(r),
+        "d_fake": jax.nn.sigmoid(f),
+        "d_loss": -jax.nn.log_sigmoid(r) - jax.nn.log_sigmoid(-f),
+    }
+
+
+def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
+    """n samples in data space (images [n, H, W, C] in [0, 1], or points [n, D]); BatchNorm uses its
+    running statistics; the generator's EMA when kept."""
+    nets = Nets(cfg)
+    out, _ = nets.generate(state.eval_params()["g"], state.model_state.get("g_batch_stats"), nets.noise(key, n), False)
+    return nets.from_net(out)

@@ -1,0 +1,67 @@
+"""Layers whose function is the usual one, computed in a form XLA runs fast on every backend.
+
+`ConvTranspose2x` is `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")` (the DCGAN
+generator's fractionally-strided convolution, PyTorch's ConvTranspose2d(k=4, s=2, p=1)) with the same
+parameters. On XLA:CPU the backward pass of the strided transposed convolution is an order of
+magnitude slower than a regular convolution's, so by default the layer is computed in sub-pixel form:
+with the input padded by one pixel, output pixel (2i + a, 2j + b) depends on input pixels
+{i - 1 + a, i + a} x {j - 1 + b, j + b} through kernel taps {a, a + 2} x {b, b + 2}. One 2x2
+convolution with 4x the output channels (kernel w[2t + a, 2s + b] for tap (t, s) and phase (a, b))
+computes all four phases; each phase is a shifted window of its result, and interleaving the phases
+(depth to space) gives the output. Same multiply-adds as the transposed convolution, no zeros
+inserted. `method="matmul"` computes the 2x2 convolution as one matrix product (im2col);
+`method="xla"` computes the layer with `lax.conv_transpose`, for comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def conv_transpose_2x(x: jax.Array, kernel: jax.Array, matmul: bool = False) -> jax.Array:
+    """x [N, H, W, Cin], kernel [4, 4, Cin, Cout] (HWIO, as nn.ConvTranspose keeps it) -> [N, 2H, 2W, Cout].
+
+    `matmul=True` computes the 2x2 convolution as one matrix product over the four shifted windows
+    (im2col), faster on XLA:CPU for wide inputs.
+    """
+    n, h, w, ci = x.shape
+    co = kernel.shape[3]
+    k2 = kernel.reshape(2, 2, 2, 2, ci, co).transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, ci, 4 * co)
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    if matmul:
+        patches = jnp.concatenate([xp[:, t : t + h + 1, s : s + w + 1] for t in range(2) for s in range(2)], -1)
+        y = patches.reshape(-1, 4 * ci) @ k2.reshape(4 * ci, 4 * co)
+    else:
+        y = jax.lax.conv_general_dilated(xp, k2, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = y.reshape(n, h + 1, w + 1, 2, 2, co)  # [N, H+1, W+1, a, b, Cout]
+    phases = [[y[:, a : a + h, b : b + w, a, b] for b in range(2)] for a in range(2)]
+    out = jnp.stack([jnp.stack(row, 3) for row in phases], 2)  # [N, H, a, W, b, Cout]
+    return out.reshape(n, 2 * h, 2 * w, co)
+
+
+class ConvTranspose2x(nn.Module):
+    """A 4x4, stride-2, "SAME" transposed convolution (output twice the input's size), parameters
+    named and shaped as `nn.ConvTranspose`'s ("kernel" [4, 4, Cin, Cout], "bias" [Cout])."""
+
+    features: int
+    use_bias: bool = True
+    kernel_init: Any = nn.initializers.lecun_normal()
+    bias_init: Any = nn.initializers.zeros
+    method: str = "subpixel"  # "subpixel" (2x2 convolution), "matmul" (the same as one matrix product), "xla"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
+        if self.method == "xla":
+            y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        elif self.method in ("subpixel", "matmul"):
+            y = conv_transpose_2x(x, kernel, matmul=self.method == "matmul")
+        else:
+            raise ValueError(f"ConvTranspose2x.method must be subpixel, matmul or xla, got {self.method!r}")
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,))
+        return y

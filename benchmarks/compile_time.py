@@ -24,7 +24,7 @@ def first_step_seconds(name: str) -> float:
     mesh = parallel.make_mesh()
     data = load(cfg.data, cfg.train.batch_size, seed=0)
     cfg = ml_collections.ConfigDict(cfg.to_dict())
-    cfg.data.shape = tuple(data.example_shape)
+    cfg.data.update(data.facts())
     batch = parallel.shard_batch(data.train_batch(0), mesh)
     repl = parallel.replicated(mesh)
     state = jax.jit(lambda k: family.init(k, cfg, data.train_batch(0)), out_shardings=repl)(jax.random.key(0))

@@ -78,7 +78,7 @@ def test_chunked_logmeanexp_equals_direct():
 def trained(tmp_path_factory):
     cfg = vae_config.get_config()
     cfg.train.update(num_steps=600, batch_size=96, log_every=500, eval_every=0, ckpt_every=600, sample_every=0)
-    cfg.eval.update(iwae_k=20, iwae_chunk=20, batch_size=96, num_examples=96)
+    cfg.eval.update(iwae_k=20, iwae_chunk=20, batch_size=96, num_examples=96, num_samples=0)
     return train("vae", cfg, str(tmp_path_factory.mktemp("vae")))
 
 

@@ -5,15 +5,22 @@ Launch:  python -m experiments.run --model=gan
 
 The paper's MNIST setting: generator MLP with two ReLU layers of 1200 units and a sigmoid output,
 noise U[-1, 1]^100; discriminator with two maxout layers (240 units x 5 pieces), dropout 0.5 on the
-hidden layers and 0.2 on the input; k = 1 discriminator update per generator update; minibatch 100;
-SGD with momentum (0.5 here; the paper raised it to 0.7 and decayed the rate). The generator's loss
-is the non-saturating -log D(G(z)) (`model.g_loss=minimax` gives the game's log(1 - D(G(z)))).
+hidden layers and 0.2 on the input; k = 1 discriminator update per generator update; minibatch 100.
+One departure: the paper trained with SGD and momentum under max-norm constraints on every weight
+column (its pylearn2 setup); without those constraints SGD at the paper's rate 0.1 diverges here
+(non-finite loss within 10 steps on the 2-D sets), so the default is Adam 2e-4, beta1 0.5 (the
+DCGAN-era practice); `--config.optim.name=sgd --config.optim.lr=... --config.optim.momentum=...`
+gives SGD. The generator's loss is the non-saturating -log D(G(z)) (`model.g_loss=minimax` gives
+the game's log(1 - D(G(z)))).
 
 Metric of the paper: the Gaussian Parzen-window log-likelihood of the test set under 10 000
 samples, sigma cross-validated: MNIST 225 +- 2 nats (not comparable with the digits here: 8x8 pixels,
 17 grey levels). `eval.parzen_samples=10000` computes it (`gm_jax.metrics.parzen`).
 
-Expected (measured, README): see the models table.
+Expected (measured with the launch command, seed 0, 3000 steps of batch 100, 83 s on 2 CPU cores):
+Parzen log-likelihood of the test digits' second half under 10 000 samples -29.65 +- 0.77 nats
+(sigma 0.36); the generator collapses onto one digit-like image (digits-FID 181.9, precision and
+recall 0, classifier score 1.01 of 10). On `ring8_wgangp` it covers 5-8 of 8 modes (README).
 """
 
 from experiments.configs.gan_base import base, smoke
@@ -41,8 +48,8 @@ def get_config(arg: str | None = None):
             point_z_dim=2,
         )
     )
-    cfg.optim.update(dict(name="sgd", lr=0.1, momentum=0.5))
-    cfg.train.update(num_steps=10000, batch_size=100)
+    cfg.optim.update(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999))
+    cfg.train.update(num_steps=3000, batch_size=100)
     cfg.eval.parzen_samples = 10000
     if arg == "smoke":
         smoke(cfg)

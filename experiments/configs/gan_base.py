@@ -23,7 +23,7 @@ def base(name: str, arg: str | None) -> ml_collections.ConfigDict:
             num_steps=5000,
             batch_size=64,
             log_every=250,
-            eval_every=0,
+            eval_every=1000,
             ckpt_every=2500,
             sample_every=2500,
             num_samples=64,
@@ -45,7 +45,8 @@ def base(name: str, arg: str | None) -> ml_collections.ConfigDict:
             parzen_samples=0,
         )
     )
-    cfg.eval_periodic = ml_collections.ConfigDict(dict(num_samples=0, parzen_samples=0))
+    # Periodic evaluations: the same sample-quality stage on fewer samples (mode coverage on 2500).
+    cfg.eval_periodic = ml_collections.ConfigDict(dict(num_samples=500, parzen_samples=0))
     cfg.sample = ml_collections.ConfigDict({})
     return cfg
 

@@ -11,6 +11,11 @@ step) is -(critic loss without the penalty) = E f(x) - E f(G(z)).
 
 The paper's number: CIFAR-10 Inception score 7.86 +- 0.07 with a ResNet (6.58 for its DCGAN-like
 nets); the paper-scale config is `wgan_gp_cifar10.py`.
+
+Expected (measured with the launch command, seed 0, 8000 critic updates = 1600 generator updates,
+654 s on 2 CPU cores; the penalty's second derivatives through the critic dominate), 1000 samples
+on the in-repo digits features: digits-FID 2.49, KID 0.13 +- 0.53, precision 0.42, recall 0.85,
+classifier score 5.36; Wasserstein estimate 1.21 at the end.
 """
 
 from experiments.configs.gan_base import base, smoke
@@ -37,7 +42,7 @@ def get_config(arg: str | None = None):
     )
     cfg.optim.update(dict(name="adam", lr=1e-4, b1=0.0, b2=0.9))
     cfg.data.image_size = 16
-    cfg.train.update(num_steps=10000, batch_size=64, log_every=500)
+    cfg.train.update(num_steps=8000, batch_size=64, log_every=500)
     if arg == "smoke":
         smoke(cfg)
         cfg.model.n_critic = 2

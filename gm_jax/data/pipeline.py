@@ -113,13 +113,14 @@ def load(data_cfg: ml_collections.ConfigDict, batch_size: int, seed: int) -> Dat
 
     Args:
       data_cfg: fields `name`, optional `data_dir`, `binarize`, `image_size` (0: as stored; else
-        images are made image_size x image_size, see `gm_jax.data.sources.resized`).
+        images are made image_size x image_size, see `gm_jax.data.sources.resized`; point and
+        sequence data ignore it, so one config serves images and the 2-D sets).
       batch_size: global batch size.
       seed: host-side data seed.
     """
     source = get_source(data_cfg.name, data_cfg.get("data_dir") or None)
     size = data_cfg.get("image_size", 0)
-    if size:
+    if size and source.kind == "image":
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise UserError(f"data.image_size must be a positive integer (or 0), got {size!r}")
         source = resized(source, size)

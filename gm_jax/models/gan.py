@@ -23,9 +23,11 @@ Losses (all from logits / critic values):
 Nets (`arch`): "mlp" (generator ReLU MLP, sigmoid output for images and linear for points;
 discriminator MLP, optionally maxout with dropout as in the GAN paper) and "dcgan" (the DCGAN
 guidelines: a projection of z reshaped to 4x4, fractionally-strided 4x4 stride-2 convolutions in G
-computed in sub-pixel form (`gm_jax.nn.conv`), strided 4x4 convolutions in D, BatchNorm in both
+computed in sub-pixel form as one matrix product (`gm_jax.nn.conv`), strided 4x4 convolutions in D, BatchNorm in both
 except G's output and D's input, ReLU in G with a tanh output, LeakyReLU(0.2) in D, weights
-N(0, 0.02)). "auto" takes the MLP for point data and `image_arch` for images. Conv nets see images in
+N(0, 0.02)). "auto" takes `image_arch` for images and, for point data, WGAN-GP's toy nets
+(`gan_toy.py`: ReLU MLPs of `point_hidden` = 3 x 512 units in both nets, noise N(0, I) or U of
+`point_z_dim` = 2, linear output) for every GAN, so the 2-D comparisons differ in losses only. Conv nets see images in
 [-1, 1]. The critic may use "batch", "layer" or no normalisation (`d_norm`); the gradient penalty
 refuses BatchNorm, as the paper does. BatchNorm statistics are those of the global batch (the step is
 compiled over the sharded batch, so the mean and variance are reduced over every device), D sees the
@@ -90,7 +92,9 @@ class GANConfig:
     g_norm: str = "batch"  # "batch" | "none"
     d_norm: str = "batch"  # "batch" | "layer" | "none"
     init_std: float = 0.02
-    conv_method: str = "subpixel"  # how G's transposed convolutions are computed (gm_jax.nn.conv)
+    # How G's transposed convolutions are computed (gm_jax.nn.conv): "matmul", the sub-pixel form as one
+    # matrix product, is the fastest on XLA:CPU and the only one that stays fast inside lax.cond there.
+    conv_method: str = "matmul"
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> GANConfig:
@@ -309,11 +313,13 @@ class Nets:
         if self.arch == "dcgan":
             self.g = DCGANGenerator(self.shape[0], self.shape[2], m.channels, m.g_norm, m.init_std, m.conv_method)
             self.d = DCGANDiscriminator(m.channels, m.d_norm, m.init_std)
+        elif self.points and m.arch == "auto":
+            # WGAN-GP's toy nets (gan_toy.py) for every GAN on point data: ReLU MLPs, linear output.
+            self.g = MLPGenerator(m.point_hidden, dim, "relu", "linear")
+            self.d = MLPDiscriminator(m.point_hidden, "relu")
         elif self.points:
-            hid = m.point_hidden if m.arch == "auto" else m.g_hidden
-            dh = m.point_hidden if m.arch == "auto" else m.d_hidden
-            self.g = MLPGenerator(hid, dim, m.mlp_act, "linear")
-            self.d = MLPDiscriminator(dh, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)
+            self.g = MLPGenerator(m.g_hidden, dim, m.mlp_act, "linear")
+            self.d = MLPDiscriminator(m.d_hidden, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)
         else:
             self.g = MLPGenerator(m.g_hidden, dim, m.mlp_act, "sigmoid")
             self.d = MLPDiscriminator(m.d_hidden, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)

@@ -11,6 +11,11 @@ computes all four phases; each phase is a shifted window of its result, and inte
 (depth to space) gives the output. Same multiply-adds as the transposed convolution, no zeros
 inserted. `method="matmul"` computes the 2x2 convolution as one matrix product (im2col);
 `method="xla"` computes the layer with `lax.conv_transpose`, for comparison.
+
+Measured on XLA:CPU (2 cores, `benchmarks/dcgan_step.py` and the WGAN step at 16x16, batch 64):
+"matmul" is the fastest form, and the only one that stays fast inside `lax.cond`, where the
+generator update of a critic schedule runs: one WGAN step with a generator update took 630 ms with
+"subpixel" or "xla" inside the cond and 89 ms with "matmul" (41 ms without the update).
 """
 
 from __future__ import annotations

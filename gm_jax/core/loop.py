@@ -357,7 +357,7 @@ class _Run:
             return
         if ev.get("parzen_samples", 0) and self.data.kind not in ("image", "points"):
             raise UserError(f"{section}.parzen_samples needs image or point data; the data is {self.data.kind}")
-        if not ev.get("num_samples", 0) or self.data.kind == "points":
+        if not ev.get("num_samples", 0):
             return
         from gm_jax.metrics import sample_quality
 

@@ -23,6 +23,9 @@ REGISTRY: dict[str, ModelSpec] = {
     "dcgan": ModelSpec("gm_jax.models.gan", "experiments.configs.dcgan"),
     "wgan": ModelSpec("gm_jax.models.gan", "experiments.configs.wgan"),
     "wgan_gp": ModelSpec("gm_jax.models.gan", "experiments.configs.wgan_gp"),
+    "nice": ModelSpec("gm_jax.models.flows", "experiments.configs.nice"),
+    "realnvp": ModelSpec("gm_jax.models.flows", "experiments.configs.realnvp"),
+    "ddpm": ModelSpec("gm_jax.models.ddpm", "experiments.configs.ddpm"),
 }
 
 

@@ -8,7 +8,9 @@ module (or any object) with four pure functions:
     evaluate(state, batch, key, cfg) -> {name: per-example values [B]}
     sample(state, key, n, cfg) -> samples (images [n, H, W, C] in [0, 1], points, sequences)
 
-and optionally `reconstruct(state, batch, key, cfg) -> images`.
+and optionally `reconstruct(state, batch, key, cfg) -> images` (drawn beside the batch at every
+sampling) and `log_density(state, x, cfg) -> log p(x) [N]` (for 2-D points: drawn on a grid beside
+the data at every sampling, samples/density_step_N.png).
 
 What a family can read besides its own config sections:
 - `state.step` inside `train_step` (the generic step passes it to the loss as `step`): the number of
@@ -222,6 +224,7 @@ class _Run:
         self.step_compilations = 0
         self._eval_fns: dict[int, Any] = {}
         self._sample_fns: tuple | None = None
+        self._density_fn: Any = None
         self._quality_fns: dict[int, Any] = {}
         self._extractors: dict[str, Any] = {}
         self._references: dict[str, Any] = {}
@@ -557,6 +560,7 @@ class _Run:
             np.save(os.path.join(self.workdir, "samples", f"step_{step}.npy"), samples)
             if samples.ndim == 2:
                 self.writer.scatter(f"samples/step_{step}", samples, background=self._density_points())
+                self._write_density(state, step)
         if recon_fn is not None and self.data.kind == "image":
             bs = self.cfg.train.batch_size
             batch = next(self.data.eval_batches(bs, bs))
@@ -566,6 +570,20 @@ class _Run:
             orig = batch["x"][:32]
             pairs = np.stack([orig, rec], 1).reshape((-1,) + orig.shape[1:])
             self.writer.image_grid(f"samples/recon_step_{step}", pairs)
+
+    def _write_density(self, state, step: int) -> None:
+        """For a family with `log_density` on 2-D points: its density on a grid beside the data."""
+        if not hasattr(self.family, "log_density") or tuple(self.cfg.data.shape) != (2,):
+            return
+        from gm_jax.core.writer import density_grid
+
+        ref = self._density_points()
+        g = 128
+        if self._density_fn is None:
+            fam, cfg = self.family, self.cfg
+            self._density_fn = jax.jit(lambda s, x: fam.log_density(s, x, cfg), out_shardings=self.repl)
+        log_p = np.asarray(parallel.to_host(self._density_fn(state, jnp.asarray(density_grid(ref, g)))))
+        self.writer.density(f"samples/density_step_{step}", log_p.reshape(g, g), ref)
 
     def _density_points(self) -> np.ndarray | None:
         """Up to 20 000 training points, drawn under point samples as the data's density."""

@@ -120,6 +120,43 @@ class Writer:
         img.save(path)
         return path
 
+    def density(self, name: str, log_p: np.ndarray, reference: np.ndarray, size: int = 384) -> str | None:
+        """Save a learned 2-D density beside the data as one PNG at <workdir>/<name>.png.
+
+        `log_p` [G, G] is the log-density on the grid `density_grid(reference, G)` returns (row 0 at
+        the top, i.e. the largest y); `reference` [M, 2] (the training points) is drawn on the right
+        as a 2-D histogram on the same axes. Both panels use the same colour scale relative to their
+        own maximum (brighter = more mass).
+        """
+        if not self.enabled:
+            return None
+        from PIL import Image
+
+        log_p = np.asarray(log_p, np.float64)
+        g = log_p.shape[0]
+        p = np.exp(
+            np.where(np.isfinite(log_p), log_p - np.nanmax(np.where(np.isfinite(log_p), log_p, -np.inf)), -np.inf)
+        )
+        lo, hi = _extent(reference)
+        ref = np.asarray(reference, np.float64)[:, :2]
+        ij = np.clip(((ref - lo) / (hi - lo) * g).astype(int), 0, g - 1)
+        hist = np.zeros((g, g))
+        np.add.at(hist, (g - 1 - ij[:, 1], ij[:, 0]), 1.0)
+
+        def panel(v):
+            v = v / max(float(v.max()), 1e-300)
+            rgb = np.stack([v**0.5, v**0.8, 0.25 + 0.75 * v], -1)  # dark blue -> white
+            img = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
+            return img.resize((size, size), Image.NEAREST)
+
+        out = Image.new("RGB", (2 * size + 8, size), "white")
+        out.paste(panel(p), (0, 0))
+        out.paste(panel(hist), (size + 8, 0))
+        path = os.path.join(self.workdir, name + ".png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        out.save(path)
+        return path
+
     def image_grid(self, name: str, images: np.ndarray) -> str | None:
         """Save images [N, H, W, C] in [0, 1] as one PNG grid at <workdir>/<name>.png; return its path.
 
@@ -178,6 +215,24 @@ def _finite_json(obj: Any, prefix: str = "") -> tuple[Any, list[str]]:
     if isinstance(obj, np.generic):
         return obj.item(), []
     return obj, []
+
+
+def _extent(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Axes of a 2-D plot of `reference` [M, >=2]: its range padded by 10% on every side."""
+    ref = np.asarray(reference, np.float64)[:, :2]
+    lo, hi = ref.min(0), ref.max(0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-9)
+    return lo - pad, hi + pad
+
+
+def density_grid(reference: np.ndarray, g: int = 128) -> np.ndarray:
+    """[g * g, 2] cell centres of a g x g grid over `reference`'s padded range, row-major with the
+    first row at the largest y (image order), for `Writer.density`."""
+    lo, hi = _extent(reference)
+    xs = lo[0] + (np.arange(g) + 0.5) / g * (hi[0] - lo[0])
+    ys = lo[1] + (np.arange(g)[::-1] + 0.5) / g * (hi[1] - lo[1])
+    xx, yy = np.meshgrid(xs, ys)
+    return np.stack([xx.ravel(), yy.ravel()], -1).astype(np.float32)
 
 
 def enlarge(images: np.ndarray, min_side: int = 32) -> np.ndarray:

@@ -189,7 +189,8 @@ def resized(source: Source, size: int) -> Source:
 
     An integer multiple of a square source's side repeats every pixel (nearest neighbour: average
     pooling by the same factor gives back the original exactly, which the digits features rely on);
-    any other size centre-crops to a square and resizes bilinearly with antialiasing.
+    any other size centre-crops to a square and resizes bilinearly with antialiasing, after which
+    the data has no discrete levels (`levels` 0).
     """
     if source.kind != "image":
         raise UserError(f"data.image_size applies to images; {source.name} holds {source.kind}")
@@ -222,7 +223,9 @@ def resized(source: Source, size: int) -> Source:
 
         return ArraySplit(get=get, size=sp.size, shape=(size, size, c))
 
-    return source._replace(train=split(source.train), test=split(source.test))
+    # Interpolated pixels are no longer on the stored grey levels: the data is then continuous.
+    levels = source.levels if h == w and size % h == 0 else 0
+    return source._replace(train=split(source.train), test=split(source.test), levels=levels)
 
 
 def get_source(name: str, data_dir: str | None = None) -> Source:

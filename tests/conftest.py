@@ -4,7 +4,11 @@ import os
 import sys
 import tempfile
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+# The test configs are tiny, so compiling dominates their time: XLA's backend optimisation level 0
+# compiles about 3x faster (and runs tiny programs about as fast). CLI subprocesses inherit both flags.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
+).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One persistent XLA compilation cache for the whole test run: the many runs of the same tiny configs
 # (resume pairs, CLI subprocesses, which inherit it) compile each program once.

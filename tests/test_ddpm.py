@@ -180,8 +180,8 @@ def test_ddim_timesteps_uniform_and_quadratic():
 
 
 def test_unet_shapes_time_embedding_and_zero_output_at_init():
-    net = UNet(ch=8, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.0)
-    x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
+    net = UNet(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.0)
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
     params = jax.jit(net.init)(jax.random.key(1), x, jnp.array([0, 5]))["params"]
     apply = jax.jit(lambda p, t: net.apply({"params": p}, x, t))
     out = apply(params, jnp.array([0, 5]))
@@ -240,3 +240,23 @@ def test_bad_ddpm_configs_are_refused_before_anything_is_written(override, match
     with pytest.raises(UserError, match=match):
         loop.train("ddpm", cfg, str(tmp_path / "w"))
     assert not os.path.exists(tmp_path / "w")
+
+
+def test_the_paper_scale_config_is_the_papers_35_7m_parameter_unet():
+    from experiments.configs import ddpm_cifar10
+
+    cfg = ddpm_cifar10.get_config()
+    cfg.data.update(shape=(32, 32, 3), levels=256, kind="image")
+    mc = ddpm.DDPMConfig.from_cfg(cfg)
+    assert (mc.timesteps, mc.beta_start, mc.beta_end, mc.dropout, mc.random_flip) == (1000, 1e-4, 0.02, 0.1, True)
+    assert (cfg.optim.lr, cfg.optim.ema_decay, cfg.train.batch_size, cfg.train.num_steps) == (
+        2e-4,
+        0.9999,
+        128,
+        800_000,
+    )
+    shapes = jax.eval_shape(
+        lambda: ddpm._unet(mc).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1,), jnp.int32))
+    )
+    n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(shapes))
+    assert abs(n - 35.7e6) < 0.1e6, n

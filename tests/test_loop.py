@@ -88,7 +88,11 @@ def test_resume_is_bit_exact_including_data_order(tmp_path):
 def test_loss_curve_same_on_one_device(tmp_path):
     cfg_args = ["--config.train.num_steps=5", "--config.train.ckpt_every=5", "--config.eval.num_examples=16"]
     loop.train("vae", _smoke(5, log_every=1), str(tmp_path / "eight"))
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=1 --xla_backend_optimization_level=0",
+        JAX_PLATFORMS="cpu",
+    )
     cmd = [
         sys.executable,
         "-m",

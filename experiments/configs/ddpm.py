@@ -79,7 +79,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         dict(sampler="ancestral", variance="beta", steps=50, eta=0.0, spacing="uniform", clip_denoised=True)
     )
     if arg == "smoke":
-        cfg.model.update(timesteps=20, ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.1)
+        cfg.model.update(timesteps=20, ch=8, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(), dropout=0.1)
         cfg.optim.update(warmup_steps=0)
         cfg.train.update(
             num_steps=3, batch_size=16, log_every=1, eval_every=0, ckpt_every=2, sample_every=0, num_samples=16

@@ -65,6 +65,7 @@ class FlowConfig:
       logit_alpha: the logit preprocessing's alpha (RealNVP: 0.05); 0 turns the logit off (NICE).
       point_couplings: couplings on 2-D point data.
       point_hidden: the point couplings' MLP widths.
+      random_flip: mirror training images left-right at random (RealNVP's CIFAR-10 augmentation).
     """
 
     kind: str = "realnvp"
@@ -78,6 +79,7 @@ class FlowConfig:
     logit_alpha: float = 0.05
     point_couplings: int = 8
     point_hidden: tuple = (128, 128)
+    random_flip: bool = False
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> FlowConfig:
@@ -502,7 +504,12 @@ def loss_fn(params, model_state, batch, rng, cfg, step):
     del step
     model = _model(cfg)
     levels, d = _levels(cfg), dims(cfg)
-    y = dequantize(batch["x"], rng, levels)
+    k_deq, k_flip = jax.random.split(rng)
+    x = batch["x"]
+    if model.cfg.random_flip and model.is_image:
+        flip = jax.random.bernoulli(k_flip, 0.5, x.shape[:1])
+        x = jnp.where(flip[:, None, None, None], x[:, :, ::-1], x)
+    y = dequantize(x, k_deq, levels)
     logp = model.apply({"params": params}, y, method=Flow.log_prob)
     nll = -logp + (d * math.log(levels) if levels else 0.0)
     metrics = {"nll_nats": jnp.mean(nll)}

@@ -184,11 +184,12 @@ def test_float32_scores_match_a_float64_evaluation_on_real_data(name, cov_type):
             warnings.simplefilter("ignore", ConvergenceWarning)
             sk = GaussianMixture(k, covariance_type=cov_type, max_iter=30, random_state=0).fit(x)
         p32 = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in (sk.weights_, sk.means_, sk.covariances_)))
-        s32 = float(gmm.score(jnp.asarray(x, jnp.float32), p32, cov_type))
-        _, lb32, _ = gmm.em_step(jnp.asarray(x, jnp.float32), p32, cov_type, 1e-6)
+        # compiled whole (one compilation per function, not one per operation)
+        s32 = float(jax.jit(gmm.score, static_argnums=2)(jnp.asarray(x, jnp.float32), p32, cov_type))
+        _, lb32, _ = jax.jit(gmm.em_step, static_argnums=(2, 3))(jnp.asarray(x, jnp.float32), p32, cov_type, 1e-6)
         with jax.enable_x64(True):
             p64 = gmm.GMMParams(*(jnp.asarray(np.asarray(a), jnp.float64) for a in p32))
-            s64 = float(gmm.score(jnp.asarray(x, jnp.float64), p64, cov_type))
+            s64 = float(jax.jit(gmm.score, static_argnums=2)(jnp.asarray(x, jnp.float64), p64, cov_type))
         # Full covariances held near reg_covar (condition numbers up to 2e11 on breast cancer, K=8)
         # lose digits in the float32 Cholesky factor itself: with the factor computed in float64 and
         # rounded to float32, the same evaluation is within 2e-6.

@@ -104,8 +104,8 @@ def test_parallel_equals_sequential_float32_longer():
     ls, lt, ll = _rand_model(6, 300, seed=4)
     ll = jnp.asarray(ll, jnp.float32)
     mask = np.arange(300) < 260
-    post = hmm.smooth(jnp.asarray(ls, jnp.float32), jnp.asarray(lt, jnp.float32), ll, mask)
-    pl, ps = hmm.parallel_smooth(jnp.asarray(ls, jnp.float32), jnp.asarray(lt, jnp.float32), ll, mask)
+    post = jax.jit(hmm.smooth)(jnp.asarray(ls, jnp.float32), jnp.asarray(lt, jnp.float32), ll, mask)
+    pl, ps = jax.jit(hmm.parallel_smooth)(jnp.asarray(ls, jnp.float32), jnp.asarray(lt, jnp.float32), ll, mask)
     assert float(pl) == pytest.approx(float(post.log_likelihood), rel=1e-5)
     np.testing.assert_allclose(ps, post.smoothed, atol=2e-4)
 

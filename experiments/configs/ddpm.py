@@ -17,7 +17,7 @@ group logged; periodic evaluations estimate the diffusion sum from 50 stratified
 quality of 1000 samples by the configured sampler (`sample.sampler`: ancestral or ddim with
 `sample.steps`, `sample.eta`, `sample.spacing`).
 
-Expected (measured with the launch command above, seed 0, 2 CPU cores): see README, Results.
+Expected: not yet measured with the launch command above (the smoke config runs in the tests).
 """
 
 import ml_collections

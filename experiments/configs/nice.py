@@ -15,7 +15,7 @@ Units: `nll_bpd` is the discrete test NLL bound in bits/dim over the 17 levels (
 `loglik_cont_nats` is the continuous log-density of the dequantised digits on [0, 1]^64, the unit of
 the paper's 1980.50 on MNIST.
 
-Expected (measured with the launch command above, seed 0, 2 CPU cores): see README, Results.
+Expected: not yet measured with the launch command above (the smoke config runs in the tests).
 """
 
 from experiments.configs.flow_base import base, smoke

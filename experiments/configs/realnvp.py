@@ -14,7 +14,7 @@ of the paper's L2 term.
 
 Units as for NICE: `nll_bpd` over the digits' 17 levels (uniform = 4.09 bits/dim).
 
-Expected (measured with the launch command above, seed 0, 2 CPU cores): see README, Results.
+Expected: not yet measured with the launch command above (the smoke config runs in the tests).
 """
 
 from experiments.configs.flow_base import base, smoke

@@ -92,10 +92,7 @@ class Writer:
         img = Image.new("RGB", (size, size), "white")
         if len(both):
             # Axes: the reference's range (samples far outside are clipped to the border), padded 10%.
-            base = ref if len(ref) else p
-            lo, hi = base.min(0), base.max(0)
-            pad = 0.1 * np.maximum(hi - lo, 1e-9)
-            lo, hi = lo - pad, hi + pad
+            lo, hi = _extent(ref if len(ref) else p)
             span = hi - lo
 
             def to_px(a):
@@ -125,8 +122,8 @@ class Writer:
 
         `log_p` [G, G] is the log-density on the grid `density_grid(reference, G)` returns (row 0 at
         the top, i.e. the largest y); `reference` [M, 2] (the training points) is drawn on the right
-        as a 2-D histogram on the same axes. Both panels use the same colour scale relative to their
-        own maximum (brighter = more mass).
+        as a 2-D histogram on the same axes. Each panel is scaled to its own maximum (brighter = more
+        mass).
         """
         if not self.enabled:
             return None

@@ -27,9 +27,10 @@ Indexing: the paper's t = 1..T is index i = t - 1 = 0..T-1 here; `betas[i]` is b
   2 / (L - 1) in [-1, 1], open at the ends), each group logged: vlb_prior_bpd (L_T), vlb_decoder_bpd
   (L_0), vlb_diffusion_bpd (the sum), and its quarters vlb_q{1..4}_bpd by t. The sum runs over all
   T - 1 terms (`eval.vlb_terms` = 0), in compiled chunks of `eval.vlb_batch` timesteps, or over
-  `eval.vlb_terms` = K stratified random timesteps scaled by (T - 1) / K (an unbiased estimate, for
-  periodic evaluations). x_0-hat is clipped there too (`eval.clip_denoised`), as in the paper's
-  evaluation. Also `mse_eps` (L_simple at one random t per example).
+  `eval.vlb_terms` = K timesteps drawn one from each of K geometric strata (`vlb_strata`: the
+  first timesteps, where the terms are largest, exactly; each draw weighted by its stratum's width:
+  an unbiased estimate, for periodic evaluations). x_0-hat is clipped there too
+  (`eval.clip_denoised`), as in the paper's evaluation. Also `mse_eps` (L_simple at one random t per example).
 """
 
 from __future__ import annotations
@@ -229,6 +230,26 @@ def _sum(v):
     return jnp.sum(v.reshape(v.shape[0], -1), axis=-1)
 
 
+def vlb_strata(T: int, num_terms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Geometric strata of the bound's timestep indices 1 .. T-1: (first index, width) of each.
+
+    The terms L_{t-1} fall off roughly as 1/t (on the digits the first ten hold half the bound), so
+    equal-width strata would almost always miss the few terms that matter. Here each stratum is as
+    wide as the geometric progression from its start to T over the strata left allows, and at least
+    one index: the first strata are single timesteps (computed exactly), the later ones grow. One
+    uniform draw per stratum weighted by its width is an unbiased estimate of the sum.
+    """
+    n = min(int(num_terms), T - 1)
+    edges = [1]
+    for j in range(n - 1):
+        e = edges[-1]
+        nxt = int(round(e * (T / e) ** (1.0 / (n - j))))
+        edges.append(min(max(e + 1, nxt), T - (n - 1 - j)))
+    edges.append(T)
+    e = np.asarray(edges, np.int64)
+    return e[:-1], np.diff(e)
+
+
 def vlb_terms(
     sched: Schedule,
     eps_fn: EpsFn,
@@ -243,7 +264,7 @@ def vlb_terms(
     """The variational bound's terms per example [B] in nats.
 
     Returns {"prior": L_T, "decoder": L_0, "diffusion": sum_{t>=2} L_{t-1} (all T-1 terms, or an
-    unbiased estimate from `num_terms` stratified timesteps), "quarters": [4, B] the diffusion sum
+    unbiased estimate from `num_terms` timesteps, `vlb_strata`), "quarters": [4, B] the diffusion sum
     split by t into quarters (zeros when estimated)}.
     """
     T = sched.betas.shape[0]
@@ -270,9 +291,10 @@ def vlb_terms(
         zero = jnp.zeros((B,), x0.dtype)
         return {"prior": prior, "decoder": decoder, "diffusion": zero, "quarters": jnp.zeros((4, B), x0.dtype)}
     if num_terms:
-        u = jax.random.uniform(k_pick, (num_terms,))
-        idx = 1 + jnp.floor((jnp.arange(num_terms) + u) * (T - 1) / num_terms).astype(jnp.int32)
-        idx = jnp.minimum(idx, T - 1)
+        lo, width = (jnp.asarray(v, jnp.int32) for v in vlb_strata(T, num_terms))
+        pick = jax.random.uniform(k_pick, (lo.shape[0],))
+        idx = jnp.minimum(lo + jnp.floor(pick * width).astype(jnp.int32), lo + width - 1)
+        weight = width.astype(x0.dtype)
     else:
         idx = jnp.arange(1, T, dtype=jnp.int32)
     n = idx.shape[0]
@@ -289,7 +311,7 @@ def vlb_terms(
 
     per_t = jax.lax.map(one_chunk, (idx_p, keys, valid)).reshape(n + pad, B)[:n]  # [n, B]
     if num_terms:
-        diffusion = jnp.sum(per_t, 0) * (T - 1) / num_terms
+        diffusion = jnp.sum(per_t * weight[:, None], 0)
         quarters = jnp.zeros((4, B), x0.dtype)
     else:
         diffusion = jnp.sum(per_t, 0)

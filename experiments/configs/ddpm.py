@@ -9,15 +9,24 @@ The paper's diffusion: T = 1000, linear betas 1e-4 ... 0.02, eps-prediction, L_s
 evaluation and sampling, Adam lr 2e-4, dropout, GroupNorm, sinusoidal time embedding, self-attention
 at the paper's relative resolution (the second-highest: 16x16 of 32, here 4x4 of 8). Departures for
 the CPU default: a U-Net of 32 base channels, multipliers (1, 2), one residual block per
-resolution, dropout 0.1, EMA 0.999 (paper 0.9999 over 800k steps), batch 64, no flips (digits are
-not mirror-symmetric), 8x8 digits as stored (the data's 17 levels in the discretised decoder).
+resolution, dropout 0.1, EMA 0.999 (paper 0.9999 over 800k steps), batch 64, 5000 steps, no flips
+(digits are not mirror-symmetric), 8x8 digits as stored (the data's 17 levels in the discretised
+decoder).
 
 Evaluation: the full bound (all T terms) in bits/dim over the 17 levels (uniform = 4.09), each term
-group logged; periodic evaluations estimate the diffusion sum from 50 stratified timesteps. Sample
+group logged; periodic evaluations estimate the diffusion sum from 50 timesteps, one from each of
+50 geometric strata (the first 12 timesteps exact; on the run below 2.98-3.01 over six draws). Sample
 quality of 1000 samples by the configured sampler (`sample.sampler`: ancestral or ddim with
 `sample.steps`, `sample.eta`, `sample.spacing`).
 
-Expected: not yet measured with the launch command above (the smoke config runs in the tests).
+Expected (measured, seed 0, 5000 steps at 5.4-7.1 steps/s, 29 min 26 s on 2 CPU cores in all,
+the cores shared with another run for part of it; about 16 min of it is the final evaluation: 999
+bound terms for 297 digits and 1000 ancestral chains of 1000 steps): test vlb_bpd 2.996 (132.90
+nats; L_T 2e-5, L_0 3e-7, diffusion terms by quarter of t 2.857/0.120/0.017/0.001: the bound sits
+in the smallest t), mse_eps 0.088; ancestral samples (1000): digits-FID 0.56, KID -0.03,
+precision/recall 0.76/0.90; DDIM 50 steps, eta 0 (`--mode=eval --config.sample.sampler=ddim`, 61 s
+with a 50-term bound): FID 0.79, KID -0.03, precision/recall 0.68/0.93. Held-out real digits
+(297): FID 1.77.
 """
 
 import ml_collections
@@ -48,12 +57,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.data = ml_collections.ConfigDict(dict(name="digits", data_dir="", binarize="none", image_size=0))
     cfg.train = ml_collections.ConfigDict(
         dict(
-            num_steps=20000,
+            num_steps=5000,
             batch_size=64,
             log_every=500,
-            eval_every=5000,
-            ckpt_every=5000,
-            sample_every=5000,
+            eval_every=2500,
+            ckpt_every=2500,
+            sample_every=2500,
             num_samples=64,
             max_to_keep=3,
             init_from="",

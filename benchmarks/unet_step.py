@@ -1,7 +1,7 @@
 """DDPM U-Net train step: gm_jax (jit, the family's own step) vs the same network and loss in PyTorch eager.
 
 16x16x3 images, batch 64; the U-Net of `gm_jax.nn.unet` at 64 base channels, multipliers (1, 2, 2),
-2 residual blocks per resolution, self-attention at 8x8, dropout 0.1 (2.9M parameters); L_simple
+2 residual blocks per resolution, self-attention at 8x8, dropout 0.1 (6.47M parameters); L_simple
 at uniform random t of the linear schedule (T = 1000); gradient clipping at norm 1, Adam 2e-4 and an
 EMA of the weights (0.9999) in both. Random batches already in memory for both.
 

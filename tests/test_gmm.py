@@ -354,3 +354,21 @@ def test_every_matrix_product_asks_for_full_precision(cov_type):
         (lambda k, p: gmm.sample(k, p, 8, cov_type), (key, params)),
     ]:
         assert imprecise_products(fn, *args) == []
+
+
+def test_float64_input_without_x64_warns_once_saying_how_to_keep_it(monkeypatch):
+    from gm_jax.classical import precision
+
+    monkeypatch.setattr(precision, "_warned", False)
+    x = np.random.default_rng(0).normal(size=(40, 2))  # float64
+    with pytest.warns(UserWarning, match=r"gmm\.fit: float64 input is computed in float32.*enable_x64"):
+        r = gmm.fit(x, n_components=2, max_iter=3)
+    assert r.params.means.dtype == jnp.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gmm.fit(x, n_components=2, max_iter=3)  # once per process
+        monkeypatch.setattr(precision, "_warned", False)
+        gmm.fit(x.astype(np.float32), n_components=2, max_iter=3)  # float32 input: nothing to say
+        with jax.enable_x64(True):
+            assert gmm.fit(x, n_components=2, max_iter=3).params.means.dtype == jnp.float64
+    assert precision._warned is False

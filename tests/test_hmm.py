@@ -121,6 +121,23 @@ def test_long_sequence_stays_finite():
     assert np.isfinite(float(lp)) and int(path.min()) >= 0
 
 
+@pytest.mark.parametrize("mean", [-3.0, -50.0])
+def test_float32_viterbi_reports_its_paths_true_score_at_T_1e5(mean):
+    ls, lt, _ = _rand_model(4, 1, seed=3)
+    ll = np.random.default_rng(5).normal(mean, 2.0, (100_000, 4)).astype(np.float32)
+    f32 = (jnp.asarray(ls, jnp.float32), jnp.asarray(lt, jnp.float32), jnp.asarray(ll))
+    path, lp = jax.jit(hmm.viterbi)(*f32)
+    z = np.asarray(path)
+    # the same path scored in float64 from the same float32 inputs
+    ls64, lt64, ll64 = (np.asarray(a, np.float64) for a in f32)
+    true = ls64[z[0]] + lt64[z[:-1], z[1:]].sum() + ll64[np.arange(len(z)), z].sum()
+    assert abs(float(lp) - true) < 2e-7 * abs(true), (float(lp), true)  # a running float32 max-product: 1.5e-4, 3e-5
+    with jax.enable_x64(True):
+        path64, lp64 = jax.jit(hmm.viterbi)(ls64, lt64, ll64)
+    assert np.mean(np.asarray(path64) == z) > 0.999
+    assert abs(float(lp64) - true) <= 1e-9 * abs(true) or np.any(np.asarray(path64) != z)
+
+
 def test_posterior_samples_follow_smoothed_marginals():
     with jax.enable_x64(True):
         ls, lt, ll = _rand_model(3, 6, seed=7)

@@ -34,6 +34,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from gm_jax.classical.mesh import auto_axes_if_explicit
+from gm_jax.classical.precision import warn_if_float64_dropped
 from gm_jax.core import parallel
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
@@ -750,6 +751,7 @@ def fit(
     Raises:
       UserError (a ValueError) naming the bad argument.
     """
+    warn_if_float64_dropped("gmm.fit", x)
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)

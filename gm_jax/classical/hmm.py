@@ -29,6 +29,7 @@ import numpy as np
 
 from gm_jax.classical import gmm
 from gm_jax.classical.mesh import auto_axes_if_explicit
+from gm_jax.classical.precision import warn_if_float64_dropped
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 
@@ -182,6 +183,11 @@ def _forward_batch(log_start, log_trans, log_lik, mask) -> _Forward:
 def viterbi(log_start, log_trans, log_lik, mask=None):
     """Most probable state path (max-product in log space).
 
+    The running scores are shifted by their maximum at every step, so their spacing keeps full
+    precision however long the sequence; the returned log-probability is the decoded path's own
+    score, log p(x, path) = log_start[z_0] + sum_t log_trans[z_{t-1}, z_t] + sum_t log_lik[t, z_t],
+    summed in blocks (a float32 running max-product over T = 1e5 steps drifts by hundreds of nats).
+
     Returns:
       (path [T] int32 with -1 on padded steps, log p(x, path)).
     """
@@ -193,6 +199,8 @@ def viterbi(log_start, log_trans, log_lik, mask=None):
         ll_t, m = inp
         scores = delta[:, None] + log_trans
         new = jnp.max(scores, 0) + ll_t
+        top = jnp.max(new)
+        new = new - jnp.where(jnp.isfinite(top), top, 0.0)
         return jnp.where(m, new, delta), jnp.where(m, jnp.argmax(scores, 0), ident)
 
     delta, back = jax.lax.scan(step, log_start + log_lik[0], (log_lik[1:], mask[1:]))
@@ -204,7 +212,24 @@ def viterbi(log_start, log_trans, log_lik, mask=None):
 
     _, path = jax.lax.scan(trace, last, back, reverse=True)
     path = jnp.concatenate([path, last[None]]).astype(jnp.int32)
-    return jnp.where(mask, path, -1), jnp.max(delta)
+    return jnp.where(mask, path, -1), path_log_prob(log_start, log_trans, log_lik, path, mask)
+
+
+def _block_sum(v: jax.Array, block: int = 256) -> jax.Array:
+    """Sum of a 1-D array as the sum of its blocks' sums (far less float32 rounding than one running sum)."""
+    n = v.shape[0]
+    v = jnp.pad(v, (0, (-n) % block))
+    return jnp.sum(jnp.sum(v.reshape(-1, block), 1))
+
+
+def path_log_prob(log_start, log_trans, log_lik, path, mask=None):
+    """log p(x, z) of a given state path z [T] (steps where `mask` is False are skipped)."""
+    mask = _mask(log_lik, mask)
+    z = jnp.where(mask, path, 0)
+    t = jnp.arange(log_lik.shape[0])
+    emit = jnp.where(mask, log_lik[t, z], 0.0)
+    trans = jnp.where(mask[1:], log_trans[z[:-1], z[1:]], 0.0)
+    return log_start[z[0]] + _block_sum(emit) + _block_sum(trans)
 
 
 def sample_posterior(key, log_start, log_trans, log_lik, mask=None):
@@ -525,6 +550,7 @@ def fit(
       n_iter: iterations at most; tol: stop when the log-likelihood gains less than this.
       start_prior, trans_prior, emission_prior: Dirichlet concentrations (1 = maximum likelihood).
     """
+    warn_if_float64_dropped("hmm.fit", params, x)
     if check:
         validate(params, x, lengths)
     priors = (start_prior, trans_prior, emission_prior)

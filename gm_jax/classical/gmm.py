@@ -751,8 +751,7 @@ def fit(
     Raises:
       UserError (a ValueError) naming the bad argument.
     """
-    warn_if_float64_dropped("gmm.fit", x)
-    x = jnp.asarray(x)
+    x_in, x = x, jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     _validate(x, n_components, covariance_type, reg_covar, init_params, max_iter, n_init, tol)
@@ -760,6 +759,7 @@ def fit(
     if params_init is not None:
         validate_params(params_init, x.shape[1], covariance_type)
         params_init = GMMParams(*(jnp.asarray(a, x.dtype) for a in params_init))
+    warn_if_float64_dropped("gmm.fit", x_in)
     run = jax.jit(_fit_jit, static_argnames=("n_components", "covariance_type", "max_iter", "init_params", "chunk"))
     keys = jax.random.split(key, n_init)
     # Data placed on a mesh: that mesh is the context mesh, so the chunked sums run per device along

@@ -550,9 +550,9 @@ def fit(
       n_iter: iterations at most; tol: stop when the log-likelihood gains less than this.
       start_prior, trans_prior, emission_prior: Dirichlet concentrations (1 = maximum likelihood).
     """
-    warn_if_float64_dropped("hmm.fit", params, x)
     if check:
         validate(params, x, lengths)
+    warn_if_float64_dropped("hmm.fit", params, x)
     priors = (start_prior, trans_prior, emission_prior)
     i, p, ll, hist, conv = _fit_jit(params, jnp.asarray(x), jnp.asarray(lengths), tol, priors, emission, n_iter)
     return FitResult(p, ll, hist, i, conv)

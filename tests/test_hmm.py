@@ -213,10 +213,11 @@ def test_gaussian_hmm_matches_hmmlearn(cov_type, n_iter):
         assert float(post.log_likelihood.sum()) == pytest.approx(ref.score(x_cat, lengths), rel=1e-9)
         mask = np.asarray(hmm.lengths_mask(lp, xp.shape[1]))
         np.testing.assert_allclose(np.asarray(post.smoothed)[mask], ref.predict_proba(x_cat, lengths), atol=1e-8)
-        paths = jax.vmap(
-            lambda xs, m: hmm.viterbi(r.params.log_start, r.params.log_trans, em.log_lik(r.params.emission, xs), m)[0]
-        )(jnp.asarray(xp), mask)
-        np.testing.assert_array_equal(np.asarray(paths)[mask], ref.predict(x_cat, lengths))
+        paths, path_lp = hmm.decode(r.params, em, xp, lp)
+        ref_lp, ref_states = ref.decode(x_cat, lengths, algorithm="viterbi")
+        np.testing.assert_array_equal(np.asarray(paths)[mask], ref_states)
+        assert np.all(np.asarray(paths)[~mask] == -1)
+        assert float(np.sum(path_lp)) == pytest.approx(ref_lp, rel=1e-10)
 
 
 def test_categorical_hmm_matches_hmmlearn():
@@ -453,3 +454,25 @@ def test_every_matrix_product_asks_for_full_precision(emission):
         (lambda p, key: hmm.sample(key, p, em, 5, 2), (p, jax.random.key(0))),
     ]:
         assert imprecise_products(fn, *args) == []
+
+
+@pytest.mark.parametrize("x64", [False, True])
+@pytest.mark.parametrize("kind", ["gaussian", "gmm", "categorical"])
+def test_init_params_has_one_dtype_and_fits(kind, x64):
+    with jax.enable_x64(x64):
+        want = np.float64 if x64 else np.float32
+        if kind == "categorical":
+            em = hmm.Categorical(4)
+            xp, lp = hmm.pad_sequences([np.random.default_rng(i).integers(0, 4, n) for i, n in enumerate([30, 20])])
+        else:
+            em = hmm.Gaussian("diag") if kind == "gaussian" else hmm.GaussianMixture(2, "diag")
+            seqs, _ = _ragged_gaussian(3, 2, "diag", seed=2, lengths=(60, 40))
+            xp, lp = hmm.pad_sequences([np.asarray(s, want) for s in seqs])
+        p0 = hmm.init_params(jax.random.key(0), em, xp, lp, 3)
+        assert {np.dtype(a.dtype) for a in jax.tree_util.tree_leaves(p0)} == {np.dtype(want)}
+        np.testing.assert_allclose(np.exp(np.asarray(p0.log_trans, np.float64)).sum(1), 1.0, rtol=1e-6)
+        r = hmm.fit(p0, em, xp, lp, n_iter=5, tol=0.0)
+        hist = np.asarray(r.history)[: int(r.n_iter)]
+        assert np.all(np.diff(hist) >= -1e-3 * np.abs(hist[1:])) and np.isfinite(hist).all()
+    with pytest.raises(UserError, match="n_states"):
+        hmm.init_params(jax.random.key(0), em, xp, lp, 0)

@@ -472,6 +472,24 @@ def posteriors(params: HMMParams, emission, x, lengths, trans_counts: bool = Tru
     return Posterior(*_forward_backward_batch(params.log_start, params.log_trans, ll, mask, counts))
 
 
+@functools.partial(jax.jit, static_argnums=(1,))
+@auto_axes_if_explicit
+def _decode_jit(params: HMMParams, emission, x, lengths):
+    mask = lengths_mask(lengths, x.shape[1])
+    ll = _batch_log_lik(params, emission, x)
+    return jax.vmap(lambda lik, m: viterbi(params.log_start, params.log_trans, lik, m))(ll, mask)
+
+
+def decode(params: HMMParams, emission, x, lengths) -> tuple[jax.Array, jax.Array]:
+    """Viterbi paths of a batch of padded sequences x [S, T, ...] with lengths [S], compiled.
+
+    Returns (paths [S, T] int32 with -1 on padded steps, log p(x_s, path_s) [S]); hmmlearn's
+    `decode` of the concatenated sequences gives the same states and the sum of these scores.
+    """
+    validate(params, x, lengths)
+    return _decode_jit(params, emission, jnp.asarray(x), jnp.asarray(lengths))
+
+
 @auto_axes_if_explicit
 def em_step(params: HMMParams, emission, x, lengths, start_prior=1.0, trans_prior=1.0, emission_prior=1.0):
     """One Baum-Welch iteration over padded sequences; statistics are sums over sequences and steps,
@@ -627,43 +645,71 @@ def _split(batch):
     return batch["x"], batch["length"].astype(jnp.int32)
 
 
+def init_params(key, emission, x, lengths, n_states: int, init: str = "kmeans") -> HMMParams:
+    """Initial HMMParams for `fit` from padded sequences x [S, T, ...] with lengths [S].
+
+    Start and transition probabilities: uniform start, transitions half uniform and half
+    self-transition. Gaussian and GMM emissions: a GMM initialisation on the pooled real steps
+    (`init`: any of `gmm.INIT_METHODS`, e.g. "kmeans" as hmmlearn, or "random_from_data"), the GMM
+    emission's components spread around each state's mean; categorical emissions: Dirichlet(1)
+    symbol probabilities. Every array has x's floating dtype (float32 unless x64 is on and x is
+    float64; categorical: JAX's default float).
+
+    Raises:
+      UserError naming the bad argument.
+    """
+    if not isinstance(n_states, int) or isinstance(n_states, bool) or n_states < 1:
+        raise UserError(f"n_states must be a positive integer, got {n_states!r}")
+    if isinstance(emission, Categorical) and np.ndim(x) != 2:
+        raise UserError(
+            f"categorical emissions need sequences of symbols [S, T], got steps of shape {tuple(np.shape(x)[2:])}; "
+            "use Gaussian or GaussianMixture emissions"
+        )
+    if not isinstance(emission, Categorical) and init not in gmm.INIT_METHODS:
+        raise UserError(f"init must be one of {gmm.INIT_METHODS}, got {init!r}")
+    x, lengths = jnp.asarray(x), jnp.asarray(lengths)
+    if x.ndim < 2 or lengths.shape != x.shape[:1]:
+        raise UserError(f"x must be padded sequences [S, T, ...] with lengths [S], got {x.shape} and {lengths.shape}")
+    k = n_states
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.zeros(()).dtype
+    k1, k2 = jax.random.split(key)
+    trans = jnp.full((k, k), 1.0 / k, dtype) * 0.5 + 0.5 * jnp.eye(k, dtype=dtype)
+    start = jnp.full((k,), 1.0 / k, dtype)
+    flat = x.reshape((-1,) + x.shape[2:])
+    w = lengths_mask(lengths, x.shape[1]).reshape(-1)
+    if isinstance(emission, Categorical):
+        probs = jax.random.dirichlet(k2, jnp.ones(emission.n_symbols, dtype), (k,))
+        em_params = {"log_probs": jnp.log(probs)}
+    else:
+        # GMM init on the real steps (padding rows replaced by real ones so they cannot form a cluster).
+        idx = jnp.where(w, jnp.arange(w.shape[0]), jnp.argmax(w))
+        pts = flat[idx]
+        cov_type = "full" if isinstance(emission, GaussianMixture) else emission.covariance_type
+        p = gmm.initialize(k2, pts, k, cov_type, init, emission.reg_covar)
+        if isinstance(emission, GaussianMixture):
+            off = 0.1 * jax.random.normal(k1, (k, emission.n_mix, pts.shape[1]), dtype)
+            full = emission.covariance_type == "full"
+            cov = p.covariances if full else jnp.diagonal(p.covariances, axis1=1, axis2=2)
+            em_params = {
+                "log_weights": jnp.full((k, emission.n_mix), -math.log(emission.n_mix), dtype),
+                "means": p.means[:, None] + off * jnp.sqrt(jnp.mean(cov)),
+                "covariances": jnp.broadcast_to(cov[:, None], (k, emission.n_mix) + cov.shape[1:]),
+            }
+        else:
+            em_params = {"means": p.means, "covariances": p.covariances}
+    return HMMParams(jnp.log(start), jnp.log(trans), em_params)
+
+
 def init(key, cfg, example_batch) -> TrainState:
-    """Initial parameters: uniform-ish random start/transitions, emissions from a GMM fit to the pooled data."""
-    k = cfg.model.n_states
-    em = _emission(cfg)
+    """The CLI family's initial state: `init_params` on the example batch (k-means emissions)."""
     x, lengths = _split(example_batch)
+    em = _emission(cfg)
     if isinstance(em, Categorical) and x.ndim != 2:
         raise UserError(
             f"model.emission=categorical needs sequences of symbols [N, T], but the data {cfg.data.name!r} "
             f"has steps of shape {tuple(x.shape[2:])}; use emission=gaussian or gmm"
         )
-    x, lengths = jnp.asarray(x), jnp.asarray(lengths)
-    k1, k2 = jax.random.split(key)
-    trans = jnp.full((k, k), 1.0 / k, jnp.float32) * 0.5 + 0.5 * jnp.eye(k, dtype=jnp.float32)
-    start = jnp.full((k,), 1.0 / k, jnp.float32)
-    flat = x.reshape((-1,) + x.shape[2:])
-    w = lengths_mask(lengths, x.shape[1]).reshape(-1)
-    if isinstance(em, Categorical):
-        probs = jax.random.dirichlet(k2, jnp.ones(em.n_symbols), (k,))
-        emission = {"log_probs": jnp.log(probs)}
-    else:
-        # k-means on the real steps (padding rows replaced by real ones so they cannot form a cluster).
-        idx = jnp.where(w, jnp.arange(w.shape[0]), jnp.argmax(w))
-        pts = flat[idx]
-        p = gmm.initialize(
-            k2, pts, k, "full" if isinstance(em, GaussianMixture) else em.covariance_type, "kmeans", em.reg_covar
-        )
-        if isinstance(em, GaussianMixture):
-            off = 0.1 * jax.random.normal(k1, (k, em.n_mix, pts.shape[1]))
-            cov = p.covariances if em.covariance_type == "full" else jnp.diagonal(p.covariances, axis1=1, axis2=2)
-            emission = {
-                "log_weights": jnp.full((k, em.n_mix), -math.log(em.n_mix)),
-                "means": p.means[:, None] + off * jnp.sqrt(jnp.mean(cov)),
-                "covariances": jnp.broadcast_to(cov[:, None], (k, em.n_mix) + cov.shape[1:]),
-            }
-        else:
-            emission = {"means": p.means, "covariances": p.covariances}
-    params = HMMParams(jnp.log(start), jnp.log(trans), emission)
+    params = init_params(key, em, x, lengths, cfg.model.n_states)
     return TrainState.create(params=params._asdict())
 
 

@@ -476,3 +476,10 @@ def test_init_params_has_one_dtype_and_fits(kind, x64):
         assert np.all(np.diff(hist) >= -1e-3 * np.abs(hist[1:])) and np.isfinite(hist).all()
     with pytest.raises(UserError, match="n_states"):
         hmm.init_params(jax.random.key(0), em, xp, lp, 0)
+
+
+def test_public_kernels_are_compiled_when_called_from_python():
+    # a jitted function has .lower; a plain Python one would run op by op (parallel_filter at T=1e5: minutes)
+    for name in ("forward_filter", "smooth", "viterbi", "path_log_prob", "sample_posterior", "parallel_filter",
+                 "parallel_smooth"):
+        assert hasattr(getattr(hmm, name), "lower"), name

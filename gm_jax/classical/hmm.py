@@ -10,9 +10,14 @@ the log marginal likelihood is the sum of the log normalisers. The parallel-in-t
 (`parallel_filter`, `parallel_smooth`) use `lax.associative_scan` over log-space transition
 matrices (Särkkä & García-Fernández, 2021) and agree with the sequential ones.
 
-Notebook use: `fit(x, lengths, params, emission, ...)` runs Baum-Welch to `tol` in one
-`lax.while_loop`; the CLI (`--model=hmm`) runs one Baum-Welch iteration per loop step through the
-`family` namespace at the bottom of this file.
+Every public kernel is compiled (`jax.jit`) when called from Python.
+
+Notebook use: `init_params(key, emission, x, lengths, n_states)` gives starting parameters,
+`fit(params, emission, x, lengths, n_iter=..., tol=...)` runs Baum-Welch to `tol` in one
+`lax.while_loop` (its `log_likelihood` is the last E-step's, i.e. of the parameters before the last
+M-step), `decode(params, emission, x, lengths)` the Viterbi paths of a batch; the CLI
+(`--model=hmm`) runs one Baum-Welch iteration per loop step through the `family` namespace at the
+bottom of this file.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ def _mask(log_lik, mask):
     return jnp.ones(log_lik.shape[:1], bool) if mask is None else jnp.asarray(mask, bool)
 
 
+@jax.jit
 def forward_filter(log_start, log_trans, log_lik, mask=None):
     """Normalised forward pass for one sequence (the batched kernel's forward half).
 
@@ -73,6 +79,7 @@ def forward_filter(log_start, log_trans, log_lik, mask=None):
     return fw.log_likelihood[0], (fw.u / fw.c[:, None])[:, :, 0], fw.c[:, 0]
 
 
+@jax.jit
 def smooth(log_start, log_trans, log_lik, mask=None) -> Posterior:
     """Forward-backward for one sequence: smoothed marginals and expected transition counts (see
     `Posterior`); the batched kernel `_forward_backward_batch` with a batch of one."""
@@ -180,6 +187,7 @@ def _forward_batch(log_start, log_trans, log_lik, mask) -> _Forward:
     return _Forward(b, us, c, ll)
 
 
+@jax.jit
 def viterbi(log_start, log_trans, log_lik, mask=None):
     """Most probable state path (max-product in log space).
 
@@ -222,6 +230,7 @@ def _block_sum(v: jax.Array, block: int = 256) -> jax.Array:
     return jnp.sum(jnp.sum(v.reshape(-1, block), 1))
 
 
+@jax.jit
 def path_log_prob(log_start, log_trans, log_lik, path, mask=None):
     """log p(x, z) of a given state path z [T] (steps where `mask` is False are skipped)."""
     mask = _mask(log_lik, mask)
@@ -232,6 +241,7 @@ def path_log_prob(log_start, log_trans, log_lik, path, mask=None):
     return log_start[z[0]] + _block_sum(emit) + _block_sum(trans)
 
 
+@jax.jit
 def sample_posterior(key, log_start, log_trans, log_lik, mask=None):
     """One draw of z_{1:T} ~ p(z | x) by forward filtering, backward sampling. -> [T] (-1 on padding)"""
     mask = _mask(log_lik, mask)
@@ -269,6 +279,7 @@ def _elements(log_start, log_trans, log_lik, mask):
     return e.at[0].set(first)
 
 
+@jax.jit
 def parallel_filter(log_start, log_trans, log_lik, mask=None):
     """Parallel-in-time forward pass (associative scan). Returns (log_likelihood, filtered [T, K])."""
     mask = _mask(log_lik, mask)
@@ -277,6 +288,7 @@ def parallel_filter(log_start, log_trans, log_lik, mask=None):
     return jax.nn.logsumexp(log_alpha[-1]), jax.nn.softmax(log_alpha, axis=1)
 
 
+@jax.jit
 def parallel_smooth(log_start, log_trans, log_lik, mask=None):
     """Parallel-in-time smoother. Returns (log_likelihood, smoothed [T, K])."""
     mask = _mask(log_lik, mask)

@@ -45,7 +45,7 @@ def run_jax(x, init, iters, dtype, chunk, repeats=3):
     from gm_jax.classical import gmm
 
     xj = jax.numpy.asarray(x, dtype)
-    p = gmm.GMMParams(*(jax.numpy.asarray(a, dtype) for a in init))
+    p = gmm.GMMParams(*(jax.numpy.asarray(a, dtype) for a in init), "full")
     kw = dict(tol=0.0, params_init=p, chunk_size=chunk)
 
     def fit(n_it):
@@ -112,6 +112,7 @@ def main():
             np.full(a.k, 1.0 / a.k, np.float32),
             x[rng.choice(a.n, a.k, replace=False)],
             np.stack([np.eye(a.d, dtype=np.float32) * 4] * a.k),
+            "full",
         )
         xj = jax.device_put(x)
         del x

@@ -32,7 +32,7 @@ def main():
     em = hmm.Gaussian("diag")
     (start, trans, means, cov), x, lengths = hmm_setup.problem(a, em)
     params = hmm.HMMParams(
-        jnp.log(start), jnp.log(trans), {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)}
+        jnp.log(start), jnp.log(trans), {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)}, em
     )
 
     ref = GaussianHMM(k, covariance_type="diag", implementation="scaling", init_params="")
@@ -44,7 +44,7 @@ def main():
         pr = ref.predict_proba(flat, lengths)
         best_ref = min(best_ref, time.perf_counter() - t)
 
-    fn = jax.jit(lambda p, x, n: hmm.posteriors(p, em, x, n, trans_counts=False).smoothed)
+    fn = jax.jit(lambda p, x, n: hmm.posteriors(p, x, n, trans_counts=False).smoothed)
 
     def timed(params, x, n):
         out = fn(params, x, n).block_until_ready()

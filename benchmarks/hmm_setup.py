@@ -80,6 +80,6 @@ def problem(a, emission):
     trans /= trans.sum(1, keepdims=True)
     means = rng.normal(0, 2, (k, d))
     cov = rng.uniform(0.5, 1.5, (k, d))
-    truth = hmm.HMMParams(np.log(start), np.log(trans), {"means": means, "covariances": cov})
-    x, _ = hmm.sample(jax.random.key(0), jax.tree.map(jax.numpy.asarray, truth), emission, a.steps, a.seqs)
+    truth = hmm.HMMParams(np.log(start), np.log(trans), {"means": means, "covariances": cov}, emission)
+    x, _ = hmm.sample(jax.random.key(0), jax.tree.map(jax.numpy.asarray, truth), a.steps, a.seqs)
     return (start, trans, means, cov), np.asarray(x), np.full(a.seqs, a.steps)

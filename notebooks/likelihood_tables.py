@@ -70,7 +70,7 @@ g = run("gmm")
 src = sources.gmm2d()
 x_train = jnp.asarray(src.train.get(np.arange(src.train.size)))
 x_test = jnp.asarray(src.test.get(np.arange(src.test.size)))
-true_params = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in sources.GMM2D_TRUE))
+true_params = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in sources.GMM2D_TRUE), "full")
 fitted = gmm.fit(x_train, 3, "full", tol=1e-6, max_iter=200)
 g_true = float(gmm.score(x_test, true_params))
 g_fit = float(gmm.score(x_test, fitted.params))
@@ -97,20 +97,23 @@ emission = hmm.Gaussian("full")
 
 
 def per_step(params):
-    post = hmm.posteriors(params, emission, jnp.asarray(test["x"]), jnp.asarray(test["length"]), trans_counts=False)
+    post = hmm.posteriors(params, jnp.asarray(test["x"]), jnp.asarray(test["length"]), trans_counts=False)
     return float(np.mean(np.asarray(post.log_likelihood) / test["length"]))
 
 
-h_true = per_step(hmm.HMMParams(jnp.log(start), jnp.log(trans), {"means": means, "covariances": cov}))
+h_true = per_step(hmm.HMMParams(jnp.log(start), jnp.log(trans), {"means": means, "covariances": cov}, emission))
 # Notebook API from scratch: emissions from a GMM fitted to the pooled observations, sticky
 # uniform transitions, then Baum-Welch to tolerance.
 real = np.asarray(hmm.lengths_mask(train_b["length"], train_b["x"].shape[1]))
 g0 = gmm.fit(jnp.asarray(train_b["x"][real]), 3, "full")
 sticky = np.full((3, 3), 0.5 / 3) + 0.5 * np.eye(3)
 p0 = hmm.HMMParams(
-    jnp.log(jnp.full(3, 1 / 3)), jnp.log(sticky), {"means": g0.params.means, "covariances": g0.params.covariances}
+    jnp.log(jnp.full(3, 1 / 3)),
+    jnp.log(sticky),
+    {"means": g0.params.means, "covariances": g0.params.covariances},
+    emission,
 )
-fit = hmm.fit(p0, emission, jnp.asarray(train_b["x"]), jnp.asarray(train_b["length"]), n_iter=200, tol=1e-4)
+fit = hmm.fit(p0, jnp.asarray(train_b["x"]), jnp.asarray(train_b["length"]), n_iter=200, tol=1e-4)
 h_fit = per_step(fit.params)
 rows += [
     ("hmm", "held-out loglik, run loop (nats/step)", h.eval["loglik_per_step"], h_true, "generating parameters"),

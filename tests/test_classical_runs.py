@@ -16,7 +16,7 @@ def test_gmm_run_reaches_true_parameter_likelihood(tmp_path):
     r = train("gmm", load_config("gmm"), str(tmp_path))
     s = sources.gmm2d()
     xt = jnp.asarray(s.test.get(np.arange(s.test.size)))
-    true = float(gmm.score(xt, gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in sources.GMM2D_TRUE))))
+    true = float(gmm.score(xt, gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in sources.GMM2D_TRUE), "full")))
     assert r.eval["loglik_nats"] == pytest.approx(true, abs=0.02)
     assert r.step_compilations == 1
 
@@ -27,8 +27,7 @@ def test_hmm_run_reaches_true_parameter_likelihood(tmp_path):
     b = h.test.get(np.arange(h.test.size))
     st, tr, m, c = (jnp.asarray(a, jnp.float32) for a in sources.HMM_TRUE)
     post = hmm.posteriors(
-        hmm.HMMParams(jnp.log(st), jnp.log(tr), {"means": m, "covariances": c}),
-        hmm.Gaussian("full"),
+        hmm.HMMParams(jnp.log(st), jnp.log(tr), {"means": m, "covariances": c}, hmm.Gaussian("full")),
         jnp.asarray(b["x"]),
         jnp.asarray(b["length"]),
     )

@@ -83,7 +83,7 @@ def test_matches_sklearn_from_same_parameters_float64(cov_type, n_iter):
     init = _init_params(x, 3, cov_type)
     sk = _sklearn(x, 3, cov_type, init, n_iter)
     with jax.enable_x64(True):
-        r = gmm.fit(jnp.asarray(x), 3, cov_type, tol=0.0, max_iter=n_iter, params_init=gmm.GMMParams(*init))
+        r = gmm.fit(jnp.asarray(x), 3, cov_type, tol=0.0, max_iter=n_iter, params_init=gmm.GMMParams(*init, cov_type))
         assert r.params.means.dtype == jnp.float64
         np.testing.assert_allclose(r.params.weights, sk.weights_, rtol=1e-8)
         np.testing.assert_allclose(r.params.means, sk.means_, rtol=1e-8, atol=1e-10)
@@ -105,7 +105,7 @@ def test_matches_sklearn_float32(cov_type):
     x = _data()
     init = _init_params(x, 3, cov_type)
     sk = _sklearn(x, 3, cov_type, init, 20)
-    r = gmm.fit(x.astype(np.float32), 3, cov_type, tol=0.0, max_iter=20, params_init=gmm.GMMParams(*init))
+    r = gmm.fit(x.astype(np.float32), 3, cov_type, tol=0.0, max_iter=20, params_init=gmm.GMMParams(*init, cov_type))
     assert r.params.means.dtype == jnp.float32
     np.testing.assert_allclose(r.params.means, sk.means_, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(r.params.covariances, sk.covariances_, rtol=1e-3, atol=1e-4)
@@ -126,7 +126,7 @@ def test_log_likelihood_never_decreases(cov_type, init):
 
 def test_recovers_known_parameters_up_to_permutation():
     w, mu, cov = GMM2D_TRUE
-    p = gmm.GMMParams(jnp.asarray(w, jnp.float32), jnp.asarray(mu, jnp.float32), jnp.asarray(cov, jnp.float32))
+    p = gmm.GMMParams(jnp.asarray(w, jnp.float32), jnp.asarray(mu, jnp.float32), jnp.asarray(cov, jnp.float32), "full")
     x, _ = gmm.sample(jax.random.key(0), p, 20000, "full")
     r = gmm.fit(x, 3, "full", n_init=3, key=jax.random.key(1))
     assert bool(r.converged)
@@ -141,7 +141,7 @@ def test_recovers_known_parameters_up_to_permutation():
 def test_chunked_e_step_equals_one_pass_and_sharded_equals_one_device(sweep_rows, monkeypatch):
     monkeypatch.setattr(gmm, "_SWEEP_ROWS", sweep_rows)
     x = jnp.asarray(_data(n=1000, d=4), jnp.float32)
-    init = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, "full")))
+    init = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, "full")), "full")
     one = gmm.em_step(x, init, "full", 1e-6)
     for chunk in (64, 333, 1000):
         got = gmm.em_step(x, init, "full", 1e-6, chunk=chunk)
@@ -183,13 +183,14 @@ def test_float32_scores_match_a_float64_evaluation_on_real_data(name, cov_type):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             sk = GaussianMixture(k, covariance_type=cov_type, max_iter=30, random_state=0).fit(x)
-        p32 = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in (sk.weights_, sk.means_, sk.covariances_)))
+        arrays = (sk.weights_, sk.means_, sk.covariances_)
+        p32 = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in arrays), cov_type)
         # compiled whole (one compilation per function, not one per operation)
-        s32 = float(jax.jit(gmm.score, static_argnums=2)(jnp.asarray(x, jnp.float32), p32, cov_type))
-        _, lb32, _ = jax.jit(gmm.em_step, static_argnums=(2, 3))(jnp.asarray(x, jnp.float32), p32, cov_type, 1e-6)
+        s32 = float(jax.jit(gmm.score)(jnp.asarray(x, jnp.float32), p32))
+        _, lb32, _ = jax.jit(gmm.em_step, static_argnums=(2, 3))(jnp.asarray(x, jnp.float32), p32, None, 1e-6)
         with jax.enable_x64(True):
-            p64 = gmm.GMMParams(*(jnp.asarray(np.asarray(a), jnp.float64) for a in p32))
-            s64 = float(jax.jit(gmm.score, static_argnums=2)(jnp.asarray(x, jnp.float64), p64, cov_type))
+            p64 = jax.tree.map(lambda a: jnp.asarray(np.asarray(a), jnp.float64), p32)
+            s64 = float(jax.jit(gmm.score)(jnp.asarray(x, jnp.float64), p64))
         # Full covariances held near reg_covar (condition numbers up to 2e11 on breast cancer, K=8)
         # lose digits in the float32 Cholesky factor itself: with the factor computed in float64 and
         # rounded to float32, the same evaluation is within 2e-6.
@@ -208,9 +209,9 @@ def test_float32_statistics_far_from_the_origin_match_float64(monkeypatch):
     w, m, c = _init_params(x, 3, "full")
     init = (w, centres + 0.003 * rng.normal(size=(3, 4)), c * 1e-4)
     with jax.enable_x64(True):
-        want = gmm.em_step(jnp.asarray(x), gmm.GMMParams(*(jnp.asarray(a) for a in init)), "full", 1e-6)
+        want = gmm.em_step(jnp.asarray(x), gmm.GMMParams(*(jnp.asarray(a) for a in init), "full"), "full", 1e-6)
         want = jax.tree.map(np.asarray, want)
-    p32 = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in init))
+    p32 = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in init), "full")
     x32 = jnp.asarray(x, jnp.float32)
     got = gmm.em_step(x32, p32, "full", 1e-6)
     np.testing.assert_allclose(np.asarray(got[0].covariances), want[0].covariances, rtol=2e-4, atol=1e-9)
@@ -227,9 +228,9 @@ def test_empty_component_is_reseeded_not_nan():
     w, m, c = _init_params(x, 3, "full")
     m = m.copy()
     m[2] = [1e4, 1e4]  # no point is anywhere near this component
-    r = gmm.fit(x.astype(np.float32), 3, "full", tol=0.0, max_iter=10, params_init=gmm.GMMParams(w, m, c))
+    r = gmm.fit(x.astype(np.float32), 3, "full", tol=0.0, max_iter=10, params_init=gmm.GMMParams(w, m, c, "full"))
     assert int(r.n_reseeded) >= 1
-    assert all(np.all(np.isfinite(np.asarray(a))) for a in r.params)
+    assert all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree.leaves(r.params))
     assert np.abs(np.asarray(r.params.means)).max() < 100
 
 
@@ -251,7 +252,7 @@ def test_fit_on_row_sharded_data_equals_one_device(monkeypatch):
     # rounding level: compare the fits with their components in a canonical order.
     def canonical(r):
         order = np.argsort(np.asarray(r.params.means)[:, 0])
-        return [np.asarray(a)[order] for a in r.params] + [np.asarray(r.lower_bound)]
+        return [np.asarray(a)[order] for a in jax.tree.leaves(r.params)] + [np.asarray(r.lower_bound)]
 
     for a, b in zip(canonical(sharded), canonical(one), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
@@ -262,7 +263,7 @@ def test_explicit_mesh_em_step_and_fit_equal_one_device(axis):
     # jax.make_mesh makes explicit axes: contractions over the sharded rows would need their output
     # sharding spelled out, so the classical steps run with the axes automatic.
     x = jnp.asarray(_data(n=800, d=3, seed=4), jnp.float32)
-    init = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, "full")))
+    init = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, "full")), "full")
     mesh = jax.make_mesh((8,), (axis,))
     assert jax.sharding.AxisType.Explicit in mesh.axis_types
     xs = jax.device_put(x, NamedSharding(mesh, PartitionSpec(axis)))
@@ -297,7 +298,7 @@ def test_n_init_keeps_the_best_restart():
 
 def test_sample_moments():
     w, mu, cov = (jnp.asarray(a, jnp.float32) for a in GMM2D_TRUE)
-    x, comp = gmm.sample(jax.random.key(3), gmm.GMMParams(w, mu, cov), 200_000, "full")
+    x, comp = gmm.sample(jax.random.key(3), gmm.GMMParams(w, mu, cov, "full"), 200_000)
     np.testing.assert_allclose(np.bincount(np.asarray(comp)) / 200_000, w, atol=0.005)
     sel = np.asarray(x)[np.asarray(comp) == 1]
     np.testing.assert_allclose(np.cov(sel.T), cov[1], atol=0.02)
@@ -313,9 +314,12 @@ def test_sample_moments():
         (dict(covariance_type="banana"), "covariance_type"),
         (dict(init_params="magic"), "init_params"),
         (dict(x=np.array([[0.0, np.nan]] * 20)), "NaN"),
-        (dict(params_init=gmm.GMMParams(np.array([0.7, 0.7]), np.zeros((2, 2)), np.ones(2))), "covariances for 'full'"),
         (
-            dict(params_init=gmm.GMMParams(np.array([0.7, 0.7]), np.zeros((2, 2)), np.stack([np.eye(2)] * 2))),
+            dict(params_init=gmm.GMMParams(np.array([0.7, 0.7]), np.zeros((2, 2)), np.ones(2), "full")),
+            "covariances for 'full'",
+        ),
+        (
+            dict(params_init=gmm.GMMParams(np.array([0.7, 0.7]), np.zeros((2, 2)), np.stack([np.eye(2)] * 2), "full")),
             "sum to 1",
         ),
     ],
@@ -330,7 +334,7 @@ def test_bad_input_names_the_argument(kwargs, match):
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_every_matrix_product_asks_for_full_precision(cov_type):
     x = jnp.asarray(_data(n=64), jnp.float32)
-    params = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, cov_type)))
+    params = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, cov_type)), cov_type)
     key = jax.random.key(0)
 
     def fit(x, key):  # k-means initialisation, then EM in chunks (the remainder chunk included)
@@ -354,6 +358,39 @@ def test_every_matrix_product_asks_for_full_precision(cov_type):
         (lambda k, p: gmm.sample(k, p, 8, cov_type), (key, params)),
     ]:
         assert imprecise_products(fn, *args) == []
+
+
+def test_fitted_params_carry_their_covariance_type():
+    """After a diag fit every function reads the type from the parameters (no einsum errors); a
+    mismatched covariance_type gets one line naming the argument."""
+    x = jnp.asarray(_data(n=120), jnp.float32)
+    for ct in COV_TYPES:
+        p = gmm.fit(x, 3, ct, max_iter=5).params
+        assert p.covariance_type == ct
+        ll = gmm.score_samples(x, p)
+        np.testing.assert_allclose(gmm.score_samples(x, p, ct), ll)
+        assert float(gmm.score(x, p)) == pytest.approx(float(jnp.mean(ll)), rel=1e-6)
+        assert gmm.predict_proba(x, p).shape == (120, 3) and gmm.predict(x, p).shape == (120,)
+        assert np.isfinite(float(gmm.bic(x, p))) and np.isfinite(float(gmm.aic(x, p)))
+        assert gmm.sample(jax.random.key(0), p, 7)[0].shape == (7, 3)
+        jitted = jax.jit(gmm.score_samples)(x, p)  # static field: a jit argument like any pytree
+        np.testing.assert_allclose(jitted, ll, rtol=1e-6)
+        other = "full" if ct != "full" else "diag"
+        for fn in (gmm.score_samples, gmm.score, gmm.predict_proba, gmm.predict, gmm.bic, gmm.aic):
+            with pytest.raises(UserError, match=rf"covariance_type='{other}' does not match the parameters' '{ct}'"):
+                fn(x, p, other)
+        with pytest.raises(UserError, match="does not match"):
+            gmm.sample(jax.random.key(0), p, 7, other)
+        # Starting from fitted parameters keeps their type; another type for them is refused.
+        assert gmm.fit(x, 3, params_init=p, max_iter=2).params.covariance_type == ct
+        with pytest.raises(UserError, match="does not match"):
+            gmm.fit(x, 3, other, params_init=p)
+    with pytest.raises(UserError, match="do not fit covariance_type 'full'"):
+        gmm.score(x, p.replace(covariance_type="full"))
+    with pytest.raises(UserError, match="must be a GMMParams"):
+        gmm.score(x, tuple(p.arrays().values()))
+    with pytest.raises(UserError, match="covariance_type must be one of"):
+        gmm.GMMParams(p.weights, p.means, p.covariances, "diagonal")
 
 
 def test_float64_input_without_x64_warns_once_saying_how_to_keep_it(monkeypatch):

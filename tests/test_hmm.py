@@ -84,8 +84,9 @@ def test_batched_posteriors_match_brute_force_per_sequence():
         ls, lt, _ = _rand_model(k, 1, seed=11, zero=True)
         log_probs = np.log(rng.dirichlet(np.ones(m), k))
         x = rng.integers(0, m, (len(lengths), 5))
-        params = hmm.HMMParams(jnp.asarray(ls), jnp.asarray(lt), {"log_probs": jnp.asarray(log_probs)})
-        post = hmm.posteriors(params, hmm.Categorical(m), jnp.asarray(x), jnp.asarray(lengths))
+        em = hmm.Categorical(m)
+        params = hmm.HMMParams(jnp.asarray(ls), jnp.asarray(lt), {"log_probs": jnp.asarray(log_probs)}, em)
+        post = hmm.posteriors(params, jnp.asarray(x), jnp.asarray(lengths))
         for s, n in enumerate(lengths):
             ll = log_probs[:, x[s]].T
             tot, g, xi, _, _ = _brute(ls, lt, ll, n)
@@ -95,7 +96,7 @@ def test_batched_posteriors_match_brute_force_per_sequence():
             np.testing.assert_allclose(post.trans_counts[s], xi, atol=1e-12)
             _, pf = hmm.parallel_filter(ls, lt, ll, np.arange(5) < n)
             np.testing.assert_allclose(post.filtered[s, :n], pf[:n], atol=1e-12)
-        no_counts = hmm.posteriors(params, hmm.Categorical(m), jnp.asarray(x), jnp.asarray(lengths), False)
+        no_counts = hmm.posteriors(params, jnp.asarray(x), jnp.asarray(lengths), False)
         assert no_counts.trans_counts is None
         np.testing.assert_array_equal(no_counts.smoothed, post.smoothed)
 
@@ -166,9 +167,9 @@ def _ragged_gaussian(k, d, cov_type, seed, lengths=(40, 25, 33)):
     start, trans, means, cov = _gauss_params(k, d, cov_type, seed)
     em = hmm.Gaussian(cov_type, reg_covar=1e-12)
     params = hmm.HMMParams(
-        jnp.log(start), jnp.log(trans), {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)}
+        jnp.log(start), jnp.log(trans), {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)}, em
     )
-    seqs = [np.asarray(hmm.sample(jax.random.key(seed + i), params, em, n)[0][0]) for i, n in enumerate(lengths)]
+    seqs = [np.asarray(hmm.sample(jax.random.key(seed + i), params, n)[0][0]) for i, n in enumerate(lengths)]
     return seqs, (start, trans, means, cov)
 
 
@@ -198,10 +199,10 @@ def test_gaussian_hmm_matches_hmmlearn(cov_type, n_iter):
             ref.fit(x_cat, lengths)
         em = hmm.Gaussian(cov_type, reg_covar=1e-12)
         p0 = hmm.HMMParams(
-            jnp.log(init[0]), jnp.log(init[1]), {"means": jnp.asarray(init[2]), "covariances": jnp.asarray(init[3])}
+            jnp.log(init[0]), jnp.log(init[1]), {"means": jnp.asarray(init[2]), "covariances": jnp.asarray(init[3])}, em
         )
         xp, lp = hmm.pad_sequences(seqs)
-        r = hmm.fit(p0, em, xp, lp, n_iter=n_iter, tol=-np.inf)
+        r = hmm.fit(p0, xp, lp, n_iter=n_iter, tol=-np.inf)
         assert int(r.n_iter) == n_iter
         np.testing.assert_allclose(np.exp(r.params.log_start), ref.startprob_, atol=1e-8)
         np.testing.assert_allclose(np.exp(r.params.log_trans), ref.transmat_, atol=1e-8)
@@ -209,11 +210,11 @@ def test_gaussian_hmm_matches_hmmlearn(cov_type, n_iter):
         ref_cov = ref._covars_[:, 0] if cov_type == "spherical" else ref._covars_  # hmmlearn keeps [K, D] there
         np.testing.assert_allclose(r.params.emission["covariances"], ref_cov, rtol=1e-6, atol=1e-8)
         # Posteriors, log-likelihood and Viterbi under the fitted parameters.
-        post = hmm.posteriors(r.params, em, jnp.asarray(xp), jnp.asarray(lp))
+        post = hmm.posteriors(r.params, jnp.asarray(xp), jnp.asarray(lp))
         assert float(post.log_likelihood.sum()) == pytest.approx(ref.score(x_cat, lengths), rel=1e-9)
         mask = np.asarray(hmm.lengths_mask(lp, xp.shape[1]))
         np.testing.assert_allclose(np.asarray(post.smoothed)[mask], ref.predict_proba(x_cat, lengths), atol=1e-8)
-        paths, path_lp = hmm.decode(r.params, em, xp, lp)
+        paths, path_lp = hmm.decode(r.params, xp, lp)
         ref_lp, ref_states = ref.decode(x_cat, lengths, algorithm="viterbi")
         np.testing.assert_array_equal(np.asarray(paths)[mask], ref_states)
         assert np.all(np.asarray(paths)[~mask] == -1)
@@ -229,8 +230,8 @@ def test_categorical_hmm_matches_hmmlearn():
         start, trans = rng.dirichlet(np.ones(k)), rng.dirichlet(np.ones(k) * 2, k)
         probs = rng.dirichlet(np.ones(m), k)
         em = hmm.Categorical(m)
-        truth = hmm.HMMParams(jnp.log(start), jnp.log(trans), {"log_probs": jnp.log(probs)})
-        seqs = [np.asarray(hmm.sample(jax.random.key(i), truth, em, n)[0][0]) for i, n in enumerate([30, 50, 12])]
+        truth = hmm.HMMParams(jnp.log(start), jnp.log(trans), {"log_probs": jnp.log(probs)}, em)
+        seqs = [np.asarray(hmm.sample(jax.random.key(i), truth, n)[0][0]) for i, n in enumerate([30, 50, 12])]
         i_start, i_trans, i_probs = (
             rng.dirichlet(np.ones(k)),
             rng.dirichlet(np.ones(k), k),
@@ -241,8 +242,8 @@ def test_categorical_hmm_matches_hmmlearn():
         x_cat, lengths = np.concatenate(seqs)[:, None], [len(s) for s in seqs]
         ref.fit(x_cat, lengths)
         xp, lp = hmm.pad_sequences(seqs)
-        p0 = hmm.HMMParams(jnp.log(i_start), jnp.log(i_trans), {"log_probs": jnp.log(i_probs)})
-        r = hmm.fit(p0, em, xp, lp, n_iter=10, tol=-np.inf)
+        p0 = hmm.HMMParams(jnp.log(i_start), jnp.log(i_trans), {"log_probs": jnp.log(i_probs)}, em)
+        r = hmm.fit(p0, xp, lp, n_iter=10, tol=-np.inf)
         np.testing.assert_allclose(np.exp(r.params.log_trans), ref.transmat_, atol=1e-9)
         np.testing.assert_allclose(np.exp(r.params.emission["log_probs"]), ref.emissionprob_, atol=1e-9)
         assert float(r.history[-1]) == pytest.approx(ref.monitor_.history[-1], rel=1e-9)
@@ -262,6 +263,7 @@ def test_log_likelihood_never_decreases(emission):
                 jnp.log(jnp.ones(3) / 3),
                 jnp.log(jnp.asarray(rng.dirichlet(np.ones(3), 3))),
                 {"log_probs": jnp.log(jnp.asarray(rng.dirichlet(np.ones(5), 3)))},
+                em,
             )
         else:
             seqs, _ = _ragged_gaussian(3, 2, "diag", seed=8, lengths=(80, 50, 65))
@@ -276,14 +278,14 @@ def test_log_likelihood_never_decreases(emission):
                     "means": jnp.asarray(means)[:, None] + jnp.asarray([[-0.5], [0.5]]),
                     "covariances": jnp.broadcast_to(jnp.asarray(cov)[:, None], (3, 2, 2)),
                 }
-            p0 = hmm.HMMParams(jnp.log(jnp.asarray(start)), jnp.log(jnp.asarray(trans)), emp)
+            p0 = hmm.HMMParams(jnp.log(jnp.asarray(start)), jnp.log(jnp.asarray(trans)), emp, em)
         xp, lp = hmm.pad_sequences(seqs)
-        r = hmm.fit(p0, em, xp, lp, n_iter=25, tol=-np.inf)
+        r = hmm.fit(p0, xp, lp, n_iter=25, tol=-np.inf)
         h = np.asarray(r.history)
         assert np.all(np.isfinite(h)) and np.all(np.diff(h) >= -1e-8 * np.abs(h[1:])), np.diff(h)
         # Another tolerance or prior on the same shapes reuses the compiled loop.
         compiled = hmm._fit_jit._cache_size()
-        r2 = hmm.fit(p0, em, xp, lp, n_iter=25, tol=1e-3, trans_prior=2.0)
+        r2 = hmm.fit(p0, xp, lp, n_iter=25, tol=1e-3, trans_prior=2.0)
         assert hmm._fit_jit._cache_size() == compiled and int(r2.n_iter) <= 25
 
 
@@ -298,8 +300,9 @@ def test_recovers_parameters_up_to_permutation():
         jnp.log(jnp.asarray(start, jnp.float32)),
         jnp.log(jnp.asarray(trans, jnp.float32)),
         {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
+        em,
     )
-    x, _ = hmm.sample(jax.random.key(0), truth, em, 400, n=30)
+    x, _ = hmm.sample(jax.random.key(0), truth, 400, n=30)
     p0 = hmm.HMMParams(
         jnp.log(jnp.ones(k) / k),
         jnp.log(jnp.full((k, k), 1.0 / k)),
@@ -307,8 +310,9 @@ def test_recovers_parameters_up_to_permutation():
             "means": jnp.asarray(means * 0.5 + 0.7, jnp.float32),
             "covariances": jnp.asarray(np.stack([np.eye(2)] * k), jnp.float32),
         },
+        em,
     )
-    r = hmm.fit(p0, em, x, np.full(30, 400), n_iter=100, tol=1e-3)
+    r = hmm.fit(p0, x, np.full(30, 400), n_iter=100, tol=1e-3)
     assert bool(r.converged)
     order = np.argsort(np.asarray(r.params.emission["means"])[:, 0])
     np.testing.assert_allclose(np.asarray(r.params.emission["means"])[order], means, atol=0.08)
@@ -326,27 +330,28 @@ def test_structural_zeros_stay_zero_with_dirichlet_prior():
             jnp.log(jnp.asarray(start, jnp.float32)),
             jnp.log(jnp.asarray(trans, jnp.float32)),
             {"means": jnp.asarray(means, jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)},
+            hmm.Gaussian("diag"),
         )
     xp, lp = hmm.pad_sequences(seqs, np.float32)
-    r = hmm.fit(p0, hmm.Gaussian("diag"), xp, lp, n_iter=10, tol=-np.inf, trans_prior=2.0)
+    r = hmm.fit(p0, xp, lp, n_iter=10, tol=-np.inf, trans_prior=2.0)
     t = np.exp(np.asarray(r.params.log_trans))
     assert t[0, 2] == 0.0 and t[2, 1] == 0.0
     np.testing.assert_allclose(t.sum(1), 1.0, atol=1e-6)
     assert np.all(np.isfinite(np.asarray(r.history)))
 
 
-def _params32(start, trans, means, cov):
+def _params32(start, trans, means, cov, em):
     """Gaussian-emission HMMParams in float32 from probabilities."""
     start, trans, means, cov = (jnp.asarray(v, jnp.float32) for v in (start, trans, means, cov))
-    return hmm.HMMParams(jnp.log(start), jnp.log(trans), {"means": means, "covariances": cov})
+    return hmm.HMMParams(jnp.log(start), jnp.log(trans), {"means": means, "covariances": cov}, em)
 
 
 def test_sharded_over_eight_devices_equals_one_device():
     seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, "full", seed=6, lengths=tuple(range(20, 60, 5)))
     xp, lp = hmm.pad_sequences(seqs, np.float32)
-    p = _params32(start, trans, means, cov)
     em = hmm.Gaussian("full")
-    step = jax.jit(lambda x, n, p: hmm.em_step(p, em, x, n))
+    p = _params32(start, trans, means, cov, em)
+    step = jax.jit(lambda x, n, p: hmm.em_step(p, x, n))
     mesh = parallel.make_mesh()
     sh = NamedSharding(mesh, PartitionSpec("data"))
     a = step(jax.device_put(xp, sh), jax.device_put(lp, sh), p)
@@ -361,13 +366,13 @@ def test_posteriors_under_shard_map_equal_one_device():
     # the mesh axis like the data it comes from.
     seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, "diag", seed=8, lengths=tuple(range(20, 60, 5)))
     xp, lp = hmm.pad_sequences(seqs, np.float32)
-    p = _params32(start, trans, means, cov)
     em = hmm.Gaussian("diag")
+    p = _params32(start, trans, means, cov, em)
     mesh = parallel.make_mesh()
     spec = PartitionSpec("data")
     fn = jax.jit(
         jax.shard_map(
-            lambda p, x, n: tuple(hmm.posteriors(p, em, x, n)),
+            lambda p, x, n: tuple(hmm.posteriors(p, x, n)),
             mesh=mesh,
             in_specs=(PartitionSpec(), spec, spec),
             out_specs=spec,
@@ -375,7 +380,7 @@ def test_posteriors_under_shard_map_equal_one_device():
     )
     sh = NamedSharding(mesh, spec)
     a = fn(p, jax.device_put(xp, sh), jax.device_put(lp, sh))
-    b = hmm.posteriors(p, em, jnp.asarray(xp), jnp.asarray(lp))
+    b = hmm.posteriors(p, jnp.asarray(xp), jnp.asarray(lp))
     for u, v in zip(a, b, strict=True):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=1e-5)
 
@@ -383,32 +388,34 @@ def test_posteriors_under_shard_map_equal_one_device():
 def test_explicit_mesh_em_step_and_fit_equal_one_device():
     seqs, (start, trans, means, cov) = _ragged_gaussian(3, 2, "diag", seed=12, lengths=tuple(range(20, 60, 5)))
     xp, lp = hmm.pad_sequences(seqs, np.float32)
-    p = _params32(start, trans, means, cov)
     em = hmm.Gaussian("diag")
+    p = _params32(start, trans, means, cov, em)
     mesh = jax.make_mesh((8,), ("data",))
     assert jax.sharding.AxisType.Explicit in mesh.axis_types
     sh = NamedSharding(mesh, PartitionSpec("data"))
     xs, ls = jax.device_put(xp, sh), jax.device_put(lp, sh)
-    step = jax.jit(lambda p, x, n: hmm.em_step(p, em, x, n))
+    step = jax.jit(lambda p, x, n: hmm.em_step(p, x, n))
     with jax.set_mesh(mesh):
         got = step(p, xs, ls)
-        fitted = hmm.fit(p, em, xs, ls, n_iter=5, tol=-np.inf, check=False)
+        fitted = hmm.fit(p, xs, ls, n_iter=5, tol=-np.inf, check=False)
     want = step(p, jnp.asarray(xp), jnp.asarray(lp))
     for u, v in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=5e-5)
-    ref = hmm.fit(p, em, jnp.asarray(xp), jnp.asarray(lp), n_iter=5, tol=-np.inf, check=False)
+    ref = hmm.fit(p, jnp.asarray(xp), jnp.asarray(lp), n_iter=5, tol=-np.inf, check=False)
     np.testing.assert_allclose(np.asarray(fitted.history), np.asarray(ref.history), rtol=1e-5)
 
 
 @pytest.mark.parametrize(
     "change,match",
     [
-        (lambda p, x, n: (p._replace(log_trans=p.log_trans + 0.1), x, n), "transition rows"),
-        (lambda p, x, n: (p._replace(log_start=p.log_start + 0.1), x, n), "start probabilities"),
+        (lambda p, x, n: (p.replace(log_trans=p.log_trans + 0.1), x, n), "transition rows"),
+        (lambda p, x, n: (p.replace(log_start=p.log_start + 0.1), x, n), "start probabilities"),
         (lambda p, x, n: (p, x, n[:-1]), "one entry per sequence"),
         (lambda p, x, n: (p, x, n + 100), "between 1 and the padded length"),
         (lambda p, x, n: (p, x.at[0, 0, 0].set(jnp.nan), n), "NaN"),
         (lambda p, x, n: (p, x[0, :, 0], n), "padded sequences"),
+        (lambda p, x, n: (p.replace(emission={"log_probs": p.log_trans}), x, n), "do not fit the emission model"),
+        (lambda p, x, n: (p.arrays(), x, n), "must be an HMMParams"),
     ],
 )
 def test_bad_input_names_the_argument(change, match):
@@ -418,10 +425,38 @@ def test_bad_input_names_the_argument(change, match):
         jnp.log(jnp.asarray(start)),
         jnp.log(jnp.asarray(trans)),
         {"means": jnp.asarray(means), "covariances": jnp.asarray(cov)},
+        hmm.Gaussian("diag"),
     )
     p, x, n = change(p, jnp.asarray(xp), np.asarray(lp))
     with pytest.raises(UserError, match=match):
-        hmm.fit(p, hmm.Gaussian("diag"), x, n, n_iter=2)
+        hmm.fit(p, x, n, n_iter=2)
+
+
+def test_params_carry_their_emission_model():
+    """fit, posteriors, decode and sample read the emission model from the parameters; the old call
+    with an emission argument, or parameters whose arrays belong to another model, get one line."""
+    seqs, (start, trans, means, cov) = _ragged_gaussian(2, 2, "diag", seed=1, lengths=(10, 8))
+    xp, lp = hmm.pad_sequences(seqs, np.float32)
+    p = hmm.init_params(jax.random.key(0), hmm.Gaussian("diag"), xp, lp, 2)
+    assert p.emission_model == hmm.Gaussian("diag") and set(p.arrays()) == {"log_start", "log_trans", "emission"}
+    r = hmm.fit(p, xp, lp, n_iter=3)
+    assert r.params.emission_model == p.emission_model  # static: survives jit and the while_loop
+    assert hmm.posteriors(r.params, xp, lp).smoothed.shape == (2, 10, 2)
+    assert hmm.decode(r.params, xp, lp)[0].shape == (2, 10)
+    assert hmm.sample(jax.random.key(1), r.params, 5, 3)[0].shape == (3, 5, 2)
+    for call in (
+        lambda: hmm.fit(p, hmm.Gaussian("diag"), xp, lp),
+        lambda: hmm.decode(p, hmm.Gaussian("diag"), xp),
+        lambda: hmm.sample(jax.random.key(1), p, hmm.Gaussian("diag"), 5),
+    ):
+        with pytest.raises((UserError, TypeError), match="emission|positional"):
+            call()
+    with pytest.raises(UserError, match="leave the emission argument out"):
+        hmm.posteriors(p, hmm.Gaussian("diag"), xp)
+    with pytest.raises(UserError, match="do not fit the emission model"):
+        hmm.posteriors(p.replace(emission_model=hmm.Categorical(3)), xp, lp)
+    with pytest.raises(UserError, match="emission_model must be"):
+        hmm.HMMParams(p.log_start, p.log_trans, p.emission, "diag")
 
 
 @pytest.mark.parametrize("emission", ["gaussian-full", "gaussian-diag", "categorical", "gmm"])
@@ -446,12 +481,12 @@ def test_every_matrix_product_asks_for_full_precision(emission):
         cov = random_covariances(rng, k, d, cov_type, base=1.0, spread=0.2)
         ep = {"means": jnp.asarray(rng.normal(size=(k, d)), jnp.float32), "covariances": jnp.asarray(cov, jnp.float32)}
         x = jnp.asarray(rng.normal(size=(4, 9, d)), jnp.float32)
-    p = hmm.HMMParams(jnp.log(jnp.full((k,), 1.0 / k)), jnp.log(jnp.full((k, k), 1.0 / k)), ep)
+    p = hmm.HMMParams(jnp.log(jnp.full((k,), 1.0 / k)), jnp.log(jnp.full((k, k), 1.0 / k)), ep, em)
     lengths = jnp.asarray([9, 5, 7, 2])
     for fn, args in [
-        (lambda p, x, n: hmm._fit_jit(p, x, n, 1e-2, (1.0, 1.0, 1.0), em, 3), (p, x, lengths)),
-        (lambda p, x, n: hmm.posteriors(p, em, x, n), (p, x, lengths)),
-        (lambda p, key: hmm.sample(key, p, em, 5, 2), (p, jax.random.key(0))),
+        (lambda p, x, n: hmm._fit_jit(p, x, n, 1e-2, (1.0, 1.0, 1.0), 3), (p, x, lengths)),
+        (lambda p, x, n: hmm.posteriors(p, x, n), (p, x, lengths)),
+        (lambda p, key: hmm.sample(key, p, 5, 2), (p, jax.random.key(0))),
     ]:
         assert imprecise_products(fn, *args) == []
 
@@ -471,7 +506,7 @@ def test_init_params_has_one_dtype_and_fits(kind, x64):
         p0 = hmm.init_params(jax.random.key(0), em, xp, lp, 3)
         assert {np.dtype(a.dtype) for a in jax.tree_util.tree_leaves(p0)} == {np.dtype(want)}
         np.testing.assert_allclose(np.exp(np.asarray(p0.log_trans, np.float64)).sum(1), 1.0, rtol=1e-6)
-        r = hmm.fit(p0, em, xp, lp, n_iter=5, tol=0.0)
+        r = hmm.fit(p0, xp, lp, n_iter=5, tol=0.0)
         hist = np.asarray(r.history)[: int(r.n_iter)]
         assert np.all(np.diff(hist) >= -1e-3 * np.abs(hist[1:])) and np.isfinite(hist).all()
     with pytest.raises(UserError, match="n_states"):
@@ -480,6 +515,13 @@ def test_init_params_has_one_dtype_and_fits(kind, x64):
 
 def test_public_kernels_are_compiled_when_called_from_python():
     # a jitted function has .lower; a plain Python one would run op by op (parallel_filter at T=1e5: minutes)
-    for name in ("forward_filter", "smooth", "viterbi", "path_log_prob", "sample_posterior", "parallel_filter",
-                 "parallel_smooth"):
+    for name in (
+        "forward_filter",
+        "smooth",
+        "viterbi",
+        "path_log_prob",
+        "sample_posterior",
+        "parallel_filter",
+        "parallel_smooth",
+    ):
         assert hasattr(getattr(hmm, name), "lower"), name

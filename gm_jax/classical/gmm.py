@@ -24,6 +24,8 @@ functions `init`, `train_step`, `evaluate`, `sample` at the bottom of this file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import math
 import types
 from typing import Any, NamedTuple
@@ -59,18 +61,68 @@ def einsum(spec: str, *operands: jax.Array) -> jax.Array:
     return jnp.einsum(spec, *operands, precision=PRECISION)
 
 
-class GMMParams(NamedTuple):
-    """Mixture parameters.
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["weights", "means", "covariances"],
+    meta_fields=["covariance_type"],
+)
+@dataclasses.dataclass(frozen=True)
+class GMMParams:
+    """Mixture parameters, carrying their covariance type.
+
+    A pytree whose leaves are the three arrays; `covariance_type` is static (part of the tree
+    structure), so `score`, `predict_proba`, `bic`, `sample`, ... read it from the parameters and a
+    compiled function specialises on it.
 
     Attributes:
       weights: [K] mixing proportions.
       means: [K, D].
       covariances: full [K, D, D] | diag [K, D] | spherical [K] | tied [D, D].
+      covariance_type: one of COVARIANCE_TYPES.
     """
 
-    weights: jax.Array
-    means: jax.Array
-    covariances: jax.Array
+    weights: Any
+    means: Any
+    covariances: Any
+    covariance_type: str
+
+    def __post_init__(self):
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise UserError(
+                f"GMMParams covariance_type must be one of {COVARIANCE_TYPES}, got {self.covariance_type!r}"
+            )
+
+    def arrays(self) -> dict:
+        """The three arrays by name (what a checkpoint stores)."""
+        return {"weights": self.weights, "means": self.means, "covariances": self.covariances}
+
+    def replace(self, **changes) -> GMMParams:
+        return dataclasses.replace(self, **changes)
+
+
+def _cov_shape(covariance_type: str, k: int, d: int) -> tuple:
+    return {"full": (k, d, d), "diag": (k, d), "spherical": (k,), "tied": (d, d)}[covariance_type]
+
+
+def resolve_covariance_type(params: Any, covariance_type: str | None = None, where: str = "gmm") -> str:
+    """The covariance type of `params`, checked against an explicitly passed one and against the
+    covariances' shape (static shapes: also under `jit`). Raises UserError naming the argument."""
+    own = getattr(params, "covariance_type", None)
+    if own is None:
+        raise UserError(
+            f"{where}: params must be a GMMParams (it carries its covariance type), got {type(params).__name__}"
+        )
+    if covariance_type is not None and covariance_type != own:
+        raise UserError(
+            f"{where}: covariance_type={covariance_type!r} does not match the parameters' {own!r} "
+            "(leave it out: GMMParams carry their covariance type)"
+        )
+    k, d = np.shape(params.means)[-2:]
+    want = _cov_shape(own, k, d)
+    got = tuple(np.shape(params.covariances))
+    if got[len(got) - len(want) :] != want or len(got) < len(want):
+        raise UserError(f"{where}: covariances of shape {got} do not fit covariance_type {own!r} (expected {want})")
+    return own
 
 
 class Stats(NamedTuple):
@@ -416,7 +468,7 @@ def _packed_full_stats(x, w, params: GMMParams, pc, logw, g, feats, chunk) -> St
 def e_step_stats(
     x: jax.Array,
     params: GMMParams,
-    covariance_type: str,
+    covariance_type: str | None = None,
     weights: jax.Array | None = None,
     chunk: int | None = None,
     feats: jax.Array | None = None,
@@ -430,7 +482,7 @@ def e_step_stats(
     Args:
       x: data [N, D].
       params: current parameters.
-      covariance_type: one of COVARIANCE_TYPES.
+      covariance_type: None (the parameters') or the same, checked.
       weights: [N] per-point weights (1 = use, 0 = padding); default all ones.
       chunk: rows per chunk (None = blocks of `_SWEEP_ROWS`); memory is O(chunk K D).
       feats: `_packed_outer(x - g)` for full covariances when computed beforehand (`fit` does, as
@@ -438,6 +490,7 @@ def e_step_stats(
     Returns:
       Stats, with `centre` the centres the moments were taken about.
     """
+    covariance_type = resolve_covariance_type(params, covariance_type, "e_step_stats")
     w = jnp.ones(x.shape[:1], x.dtype) if weights is None else weights.astype(x.dtype)
     pc = precision_cholesky(params.covariances, covariance_type)
     logw = jnp.log(params.weights)
@@ -533,23 +586,24 @@ def m_step(
         cov = jnp.where(empty.reshape((k,) + (1,) * (cov.ndim - 1)), avg[None], cov)
     weights = jnp.where(empty, 1.0 / stats.n, weights)
     weights = weights / weights.sum()
-    return GMMParams(weights, means, cov), jnp.sum(empty)
+    return GMMParams(weights, means, cov, covariance_type), jnp.sum(empty)
 
 
 @auto_axes_if_explicit
 def em_step(
     x: jax.Array,
     params: GMMParams,
-    covariance_type: str,
+    covariance_type: str | None,
     reg_covar: float,
     weights: jax.Array | None = None,
     chunk: int | None = None,
 ) -> tuple[GMMParams, jax.Array, jax.Array]:
-    """One EM iteration.
+    """One EM iteration (`covariance_type`: None, the parameters', or the same, checked).
 
     Returns:
       (new params, mean log-likelihood under the old params, number of components re-seeded).
     """
+    covariance_type = resolve_covariance_type(params, covariance_type, "em_step")
     stats = e_step_stats(x, params, covariance_type, weights, chunk)
     new, n_re = m_step(stats, None, covariance_type, reg_covar)
     return new, stats.loglik / stats.n, n_re
@@ -692,9 +746,17 @@ def _validate(x, n_components, covariance_type, reg_covar, init_params, max_iter
         raise UserError("x contains NaN or infinite values")
 
 
-def validate_params(params: GMMParams, n_features: int, covariance_type: str) -> GMMParams:
-    """Check shapes, simplex weights and positive (definite) covariances of given parameters."""
-    w, m, c = (np.asarray(a) for a in params)
+def validate_params(params: GMMParams, n_features: int, covariance_type: str | None = None) -> GMMParams:
+    """Check the type, shapes, simplex weights and positive (definite) covariances of given parameters."""
+    covariance_type = getattr(params, "covariance_type", None) if covariance_type is None else covariance_type
+    if not isinstance(params, GMMParams):
+        raise UserError(f"params must be a GMMParams (it carries its covariance type), got {type(params).__name__}")
+    if covariance_type != params.covariance_type:
+        raise UserError(
+            f"covariance_type={covariance_type!r} does not match the parameters' {params.covariance_type!r} "
+            "(leave it out: GMMParams carry their covariance type)"
+        )
+    w, m, c = (np.asarray(a) for a in (params.weights, params.means, params.covariances))
     k = w.shape[0]
     shapes = {
         "full": (k, n_features, n_features),
@@ -720,7 +782,7 @@ def validate_params(params: GMMParams, n_features: int, covariance_type: str) ->
 def fit(
     x: Any,
     n_components: int,
-    covariance_type: str = "full",
+    covariance_type: str | None = None,
     *,
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
@@ -736,7 +798,8 @@ def fit(
     Args:
       x: data [N, D] (float32 by default; float64 data inside `with jax.enable_x64(True):`).
       n_components: K.
-      covariance_type: full | diag | spherical | tied.
+      covariance_type: full | diag | spherical | tied; default: params_init's, else "full". The
+        fitted GMMParams carry it, so later calls need not repeat it.
       tol: stop when the mean log-likelihood changes by less than this.
       reg_covar: added to covariance diagonals (> 0).
       max_iter: EM iterations at most.
@@ -754,11 +817,13 @@ def fit(
     x_in, x = x, jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
+    if covariance_type is None:
+        covariance_type = getattr(params_init, "covariance_type", None) or "full"
     _validate(x, n_components, covariance_type, reg_covar, init_params, max_iter, n_init, tol)
     key = jax.random.key(0) if key is None else key
     if params_init is not None:
         validate_params(params_init, x.shape[1], covariance_type)
-        params_init = GMMParams(*(jnp.asarray(a, x.dtype) for a in params_init))
+        params_init = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), params_init)
     warn_if_float64_dropped("gmm.fit", x_in)
     run = jax.jit(_fit_jit, static_argnames=("n_components", "covariance_type", "max_iter", "init_params", "chunk"))
     keys = jax.random.split(key, n_init)
@@ -815,43 +880,55 @@ def _fit_jit(x, key, params_init, *, tol, reg_covar, n_components, covariance_ty
     return FitResult(params, lb, hist, n_iter, converged, n_re)
 
 
-def score_samples(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
-    """log p(x_n) under the mixture. [N, D] -> [N]"""
-    return jax.nn.logsumexp(_weighted_log_prob(x, params, covariance_type), axis=1)
+def score_samples(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
+    """log p(x_n) under the mixture. [N, D] -> [N]
+
+    `covariance_type` is read from `params`; passing one that differs is an error.
+    """
+    ct = resolve_covariance_type(params, covariance_type, "score_samples")
+    return jax.nn.logsumexp(_weighted_log_prob(x, params, ct), axis=1)
 
 
 log_prob = score_samples
 
 
-def score(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+def score(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Mean log-likelihood per sample (sklearn's `score`)."""
-    return jnp.mean(score_samples(x, params, covariance_type))
+    resolve_covariance_type(params, covariance_type, "score")
+    return jnp.mean(score_samples(x, params))
 
 
-def predict_proba(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+def predict_proba(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Responsibilities p(k | x_n). [N, D] -> [N, K]"""
-    return jax.nn.softmax(_weighted_log_prob(x, params, covariance_type), axis=1)
+    ct = resolve_covariance_type(params, covariance_type, "predict_proba")
+    return jax.nn.softmax(_weighted_log_prob(x, params, ct), axis=1)
 
 
-def predict(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+def predict(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Most probable component per point. [N, D] -> [N]"""
-    return jnp.argmax(_weighted_log_prob(x, params, covariance_type), axis=1)
+    ct = resolve_covariance_type(params, covariance_type, "predict")
+    return jnp.argmax(_weighted_log_prob(x, params, ct), axis=1)
 
 
 def sample(
-    key: jax.Array, params: GMMParams, n: int, covariance_type: str = "full", components: jax.Array | None = None
+    key: jax.Array,
+    params: GMMParams,
+    n: int,
+    covariance_type: str | None = None,
+    components: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """n points and their components: ([n, D], [n]); `components` [n] fixes the components instead of drawing them."""
+    ct = resolve_covariance_type(params, covariance_type, "sample")
     k1, k2 = jax.random.split(key)
     comp = jax.random.categorical(k1, jnp.log(params.weights), shape=(n,)) if components is None else components
     d = params.means.shape[1]
     eps = jax.random.normal(k2, (n, d), params.means.dtype)
     c = params.covariances
-    if covariance_type == "full":
+    if ct == "full":
         noise = einsum("nde,ne->nd", jnp.linalg.cholesky(c)[comp], eps)
-    elif covariance_type == "tied":
+    elif ct == "tied":
         noise = mm(eps, jnp.linalg.cholesky(c).T)
-    elif covariance_type == "diag":
+    elif ct == "diag":
         noise = eps * jnp.sqrt(c[comp])
     else:
         noise = eps * jnp.sqrt(c[comp])[:, None]
@@ -865,17 +942,18 @@ def n_parameters(n_components: int, n_features: int, covariance_type: str) -> in
     return int(cov + k * d + k - 1)
 
 
-def bic(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+def bic(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Bayesian information criterion (lower is better)."""
+    ct = resolve_covariance_type(params, covariance_type, "bic")
     n, d = x.shape
-    p = n_parameters(params.weights.shape[0], d, covariance_type)
-    return -2 * score(x, params, covariance_type) * n + p * math.log(n)
+    return -2 * score(x, params) * n + n_parameters(params.weights.shape[0], d, ct) * math.log(n)
 
 
-def aic(x: jax.Array, params: GMMParams, covariance_type: str = "full") -> jax.Array:
+def aic(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Akaike information criterion (lower is better)."""
+    ct = resolve_covariance_type(params, covariance_type, "aic")
     n, d = x.shape
-    return -2 * score(x, params, covariance_type) * n + 2 * n_parameters(params.weights.shape[0], d, covariance_type)
+    return -2 * score(x, params) * n + 2 * n_parameters(params.weights.shape[0], d, ct)
 
 
 # ----------------------------------------------------------------------------- family interface (CLI)
@@ -898,6 +976,11 @@ def _opts(cfg) -> dict:
     return dict(m)
 
 
+def _state_params(state: TrainState, o: dict) -> GMMParams:
+    """The checkpointed arrays with the config's covariance type."""
+    return GMMParams(**state.params, covariance_type=o["covariance_type"])
+
+
 def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
     """Initial parameters from the first batch (for EM the batch is the whole training set)."""
     o = _opts(cfg)
@@ -913,15 +996,15 @@ def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
         o["reg_covar"],
         o.get("chunk_size") or None,
     )
-    return TrainState.create(params=p._asdict())
+    return TrainState.create(params=p.arrays())
 
 
 def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> tuple[TrainState, dict]:
     """One EM iteration over the (sharded) batch; statistics are summed across devices by XLA."""
     o = _opts(cfg)
     x = batch["x"].reshape(batch["x"].shape[0], -1)
-    params, lb, n_re = em_step(x, GMMParams(**state.params), o["covariance_type"], o["reg_covar"])
-    return state.replace(step=state.step + 1, params=params._asdict()), {
+    params, lb, n_re = em_step(x, _state_params(state, o), o["covariance_type"], o["reg_covar"])
+    return state.replace(step=state.step + 1, params=params.arrays()), {
         "loss": -lb,
         "loglik": lb,
         "n_reseeded": n_re.astype(lb.dtype),
@@ -932,13 +1015,13 @@ def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
     """Per-point test log-likelihood in nats and NLL in bits/dim."""
     o = _opts(cfg)
     x = batch["x"].reshape(batch["x"].shape[0], -1)
-    ll = score_samples(x, GMMParams(**state.params), o["covariance_type"])
+    ll = score_samples(x, _state_params(state, o))
     return {"loglik_nats": ll, "nll_bpd": -ll / (x.shape[1] * math.log(2.0))}
 
 
 def _family_sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
     """n points from the fitted mixture. -> [n, D]"""
-    return sample(key, GMMParams(**state.params), n, _opts(cfg)["covariance_type"])[0]
+    return sample(key, _state_params(state, _opts(cfg)), n)[0]
 
 
 # The loop's view of this module (its `sample` differs from the notebook function of that name).

@@ -13,9 +13,9 @@ matrices (Särkkä & García-Fernández, 2021) and agree with the sequential one
 Every public kernel is compiled (`jax.jit`) when called from Python.
 
 Notebook use: `init_params(key, emission, x, lengths, n_states)` gives starting parameters,
-`fit(params, emission, x, lengths, n_iter=..., tol=...)` runs Baum-Welch to `tol` in one
+`fit(params, x, lengths, n_iter=..., tol=...)` runs Baum-Welch to `tol` in one
 `lax.while_loop` (its `log_likelihood` is the last E-step's, i.e. of the parameters before the last
-M-step), `decode(params, emission, x, lengths)` the Viterbi paths of a batch; the CLI
+M-step), `decode(params, x, lengths)` the Viterbi paths of a batch; the CLI
 (`--model=hmm`) runs one Baum-Welch iteration per loop step through the `family` namespace at the
 bottom of this file.
 """
@@ -340,7 +340,7 @@ class Gaussian:
 
     def stats(self, params, x, gamma):
         ll = jnp.max(self.log_lik(params, x), 1)
-        shift = gmm._shift(x, gmm.GMMParams(None, params["means"], None), self.covariance_type)
+        shift = params["means"]  # moments about each state's current mean (see gmm._chunk_stats)
         return gmm.resp_stats(x, gamma, shift, self.covariance_type, ll), shift
 
     def m_step(self, params, stats_and_shift, prior=1.0):
@@ -352,9 +352,8 @@ class Gaussian:
         k = params["means"].shape[0]
         x, _ = gmm.sample(
             key,
-            gmm.GMMParams(jnp.ones(k) / k, params["means"], params["covariances"]),
+            gmm.GMMParams(jnp.ones(k) / k, params["means"], params["covariances"], self.covariance_type),
             z.shape[0],
-            self.covariance_type,
             components=z,
         )
         return x
@@ -392,7 +391,7 @@ class GaussianMixture:
         ll = jnp.max(jax.nn.logsumexp(lc, 2), 1)
 
         def per_state(rk, means):
-            shift = gmm._shift(x, gmm.GMMParams(None, means, None), self.covariance_type)
+            shift = means
             return gmm.resp_stats(x, rk, shift, self.covariance_type, ll), shift
 
         return jax.vmap(per_state, in_axes=(1, 0))(r, params["means"])
@@ -432,12 +431,67 @@ class GaussianMixture:
 # ----------------------------------------------------------------------------- Baum-Welch
 
 
-class HMMParams(NamedTuple):
-    """log_start [K], log_trans [K, K], emission (a dict of arrays, see the emission classes)."""
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["log_start", "log_trans", "emission"],
+    meta_fields=["emission_model"],
+)
+@dataclasses.dataclass(frozen=True)
+class HMMParams:
+    """HMM parameters, carrying their emission model.
 
-    log_start: jax.Array
-    log_trans: jax.Array
+    A pytree whose leaves are the arrays; `emission_model` (a Categorical, Gaussian or
+    GaussianMixture, hashable) is static, so `fit`, `posteriors`, `decode` and `sample` read it from
+    the parameters and compile once per emission model.
+
+    Attributes:
+      log_start: [K] log initial probabilities.
+      log_trans: [K, K] log transition probabilities (rows: from).
+      emission: the emission model's arrays (a dict, see the emission classes).
+      emission_model: Categorical | Gaussian | GaussianMixture.
+    """
+
+    log_start: Any
+    log_trans: Any
     emission: Any
+    emission_model: Any
+
+    def __post_init__(self):
+        if not isinstance(self.emission_model, EMISSIONS):
+            raise UserError(
+                "HMMParams emission_model must be a Categorical, Gaussian or GaussianMixture, "
+                f"got {type(self.emission_model).__name__}"
+            )
+
+    def arrays(self) -> dict:
+        """The arrays by name (what a checkpoint stores)."""
+        return {"log_start": self.log_start, "log_trans": self.log_trans, "emission": self.emission}
+
+    def replace(self, **changes) -> HMMParams:
+        return dataclasses.replace(self, **changes)
+
+
+EMISSIONS = (Categorical, Gaussian, GaussianMixture)
+_EMISSION_KEYS = {
+    Categorical: {"log_probs"},
+    Gaussian: {"means", "covariances"},
+    GaussianMixture: {"log_weights", "means", "covariances"},
+}
+
+
+def _check_params(params: Any, where: str) -> None:
+    """Static checks (also under `jit`): an HMMParams whose emission arrays are the model's."""
+    if not isinstance(params, HMMParams):
+        raise UserError(
+            f"{where}: params must be an HMMParams (it carries its emission model), got {type(params).__name__}"
+        )
+    keys = set(params.emission) if isinstance(params.emission, dict) else None
+    want = _EMISSION_KEYS[type(params.emission_model)]
+    if keys != want:
+        raise UserError(
+            f"{where}: emission arrays {sorted(keys) if keys is not None else type(params.emission).__name__} "
+            f"do not fit the emission model {params.emission_model} (expected {sorted(want)})"
+        )
 
 
 class FitResult(NamedTuple):
@@ -465,45 +519,57 @@ def pad_sequences(seqs: list, dtype=None) -> tuple[np.ndarray, np.ndarray]:
     return out, lengths
 
 
-def _batch_log_lik(params: HMMParams, emission, x):
+def _batch_log_lik(params: HMMParams, x):
     """x [S, T, ...] -> emission log-likelihoods [S, T, K], computed on the flattened data."""
     s, t = x.shape[:2]
-    return emission.log_lik(params.emission, x.reshape((s * t,) + x.shape[2:])).reshape(s, t, -1)
+    flat = x.reshape((s * t,) + x.shape[2:])
+    return params.emission_model.log_lik(params.emission, flat).reshape(s, t, -1)
 
 
-def posteriors(params: HMMParams, emission, x, lengths, trans_counts: bool = True) -> Posterior:
+def _not_an_emission(x, where: str) -> None:
+    if isinstance(x, EMISSIONS):
+        raise UserError(
+            f"{where} takes (params, x, lengths): the parameters carry their emission model "
+            "(params.emission_model), so leave the emission argument out"
+        )
+
+
+def posteriors(params: HMMParams, x, lengths, trans_counts: bool = True) -> Posterior:
     """Forward-backward over a batch of padded sequences x [S, T, ...] with lengths [S].
 
     Returns a Posterior with a leading sequence axis: log_likelihood [S], filtered and smoothed
     [S, T, K], trans_counts [S, K, K] (None with trans_counts=False, which saves their cost);
     smoothed is zero on padded steps.
     """
+    _not_an_emission(x, "posteriors")
+    _check_params(params, "posteriors")
     mask = lengths_mask(lengths, x.shape[1])
-    ll = _batch_log_lik(params, emission, x)
+    ll = _batch_log_lik(params, x)
     counts = "per_sequence" if trans_counts else None
     return Posterior(*_forward_backward_batch(params.log_start, params.log_trans, ll, mask, counts))
 
 
-@functools.partial(jax.jit, static_argnums=(1,))
+@jax.jit
 @auto_axes_if_explicit
-def _decode_jit(params: HMMParams, emission, x, lengths):
+def _decode_jit(params: HMMParams, x, lengths):
     mask = lengths_mask(lengths, x.shape[1])
-    ll = _batch_log_lik(params, emission, x)
+    ll = _batch_log_lik(params, x)
     return jax.vmap(lambda lik, m: viterbi(params.log_start, params.log_trans, lik, m))(ll, mask)
 
 
-def decode(params: HMMParams, emission, x, lengths) -> tuple[jax.Array, jax.Array]:
+def decode(params: HMMParams, x, lengths) -> tuple[jax.Array, jax.Array]:
     """Viterbi paths of a batch of padded sequences x [S, T, ...] with lengths [S], compiled.
 
     Returns (paths [S, T] int32 with -1 on padded steps, log p(x_s, path_s) [S]); hmmlearn's
     `decode` of the concatenated sequences gives the same states and the sum of these scores.
     """
+    _not_an_emission(x, "decode")
     validate(params, x, lengths)
-    return _decode_jit(params, emission, jnp.asarray(x), jnp.asarray(lengths))
+    return _decode_jit(params, jnp.asarray(x), jnp.asarray(lengths))
 
 
 @auto_axes_if_explicit
-def em_step(params: HMMParams, emission, x, lengths, start_prior=1.0, trans_prior=1.0, emission_prior=1.0):
+def em_step(params: HMMParams, x, lengths, start_prior=1.0, trans_prior=1.0, emission_prior=1.0):
     """One Baum-Welch iteration over padded sequences; statistics are sums over sequences and steps,
     so sharding x over devices gives the same result as one device.
 
@@ -513,8 +579,11 @@ def em_step(params: HMMParams, emission, x, lengths, start_prior=1.0, trans_prio
     Returns:
       (new params, total log-likelihood under the old params).
     """
+    _not_an_emission(x, "em_step")
+    _check_params(params, "em_step")
+    emission = params.emission_model
     s, t = x.shape[:2]
-    ll = _batch_log_lik(params, emission, x)
+    ll = _batch_log_lik(params, x)
     mask = lengths_mask(lengths, t)
     log_z, _, smoothed, trans_counts = _forward_backward_batch(
         params.log_start, params.log_trans, ll, mask, counts="total"
@@ -530,12 +599,13 @@ def em_step(params: HMMParams, emission, x, lengths, start_prior=1.0, trans_prio
     gamma = smoothed.reshape(s * t, -1)
     em = emission.m_step(params.emission, emission.stats(params.emission, flat_x, gamma), emission_prior)
     with np.errstate(divide="ignore"):
-        new = HMMParams(jnp.log(start), jnp.log(trans), em)
+        new = HMMParams(jnp.log(start), jnp.log(trans), em, emission)
     return new, jnp.sum(log_z)
 
 
 def validate(params: HMMParams, x: Any, lengths: Any) -> None:
-    """Check probabilities and shapes; raises UserError naming the argument."""
+    """Check the parameters' type, probabilities and shapes; raises UserError naming the argument."""
+    _check_params(params, "params")
     start = np.exp(np.asarray(params.log_start, np.float64))
     trans = np.exp(np.asarray(params.log_trans, np.float64))
     k = start.shape[0]
@@ -560,7 +630,6 @@ def validate(params: HMMParams, x: Any, lengths: Any) -> None:
 
 def fit(
     params: HMMParams,
-    emission,
     x,
     lengths,
     *,
@@ -574,23 +643,23 @@ def fit(
     """Baum-Welch to `tol` on the total log-likelihood (hmmlearn's rule) in one `lax.while_loop`.
 
     Args:
-      params: initial HMMParams.
-      emission: Categorical | Gaussian | GaussianMixture.
+      params: initial HMMParams (they carry the emission model, e.g. from `init_params`).
       x: padded sequences [S, T, ...]; lengths: [S].
       n_iter: iterations at most; tol: stop when the log-likelihood gains less than this.
       start_prior, trans_prior, emission_prior: Dirichlet concentrations (1 = maximum likelihood).
     """
+    _not_an_emission(x, "fit")
     if check:
         validate(params, x, lengths)
     warn_if_float64_dropped("hmm.fit", params, x)
     priors = (start_prior, trans_prior, emission_prior)
-    i, p, ll, hist, conv = _fit_jit(params, jnp.asarray(x), jnp.asarray(lengths), tol, priors, emission, n_iter)
+    i, p, ll, hist, conv = _fit_jit(params, jnp.asarray(x), jnp.asarray(lengths), tol, priors, n_iter)
     return FitResult(p, ll, hist, i, conv)
 
 
-@functools.partial(jax.jit, static_argnums=(5, 6))
+@functools.partial(jax.jit, static_argnums=(5,))
 @auto_axes_if_explicit
-def _fit_jit(params, x, lengths, tol, priors, emission, n_iter):
+def _fit_jit(params, x, lengths, tol, priors, n_iter):
     """The Baum-Welch loop of `fit`, compiled once per emission model, iteration budget and shapes."""
     dtype = params.log_trans.dtype
 
@@ -600,15 +669,18 @@ def _fit_jit(params, x, lengths, tol, priors, emission, n_iter):
 
     def body(c):
         i, p, prev, hist, _ = c
-        new, ll = em_step(p, emission, x, lengths, *priors)
+        new, ll = em_step(p, x, lengths, *priors)
         return i + 1, new, ll, hist.at[i].set(ll), (ll - prev) < tol
 
     init = (0, params, jnp.asarray(-jnp.inf, dtype), jnp.full((n_iter,), jnp.nan, dtype), jnp.asarray(False))
     return jax.lax.while_loop(cond, body, init)
 
 
-def sample(key, params: HMMParams, emission, t: int, n: int = 1):
+def sample(key, params: HMMParams, t: int, n: int = 1):
     """n sequences of length t: (x [n, t, ...], z [n, t])."""
+    if isinstance(t, EMISSIONS):
+        raise UserError("sample takes (key, params, t, n): the parameters carry their emission model")
+    _check_params(params, "sample")
 
     def one(key):
         kz, kx = jax.random.split(key)
@@ -621,7 +693,7 @@ def sample(key, params: HMMParams, emission, t: int, n: int = 1):
 
         _, zs = jax.lax.scan(step, z0, keys[1:])
         z = jnp.concatenate([z0[None], zs])
-        return emission.sample(kx, params.emission, z), z
+        return params.emission_model.sample(kx, params.emission, z), z
 
     return jax.vmap(one)(jax.random.split(key, n))
 
@@ -709,7 +781,7 @@ def init_params(key, emission, x, lengths, n_states: int, init: str = "kmeans") 
             }
         else:
             em_params = {"means": p.means, "covariances": p.covariances}
-    return HMMParams(jnp.log(start), jnp.log(trans), em_params)
+    return HMMParams(jnp.log(start), jnp.log(trans), em_params, emission)
 
 
 def init(key, cfg, example_batch) -> TrainState:
@@ -722,18 +794,23 @@ def init(key, cfg, example_batch) -> TrainState:
             f"has steps of shape {tuple(x.shape[2:])}; use emission=gaussian or gmm"
         )
     params = init_params(key, em, x, lengths, cfg.model.n_states)
-    return TrainState.create(params=params._asdict())
+    return TrainState.create(params=params.arrays())
+
+
+def _state_params(state, cfg) -> HMMParams:
+    """The checkpointed arrays with the config's emission model."""
+    return HMMParams(**state.params, emission_model=_emission(cfg))
 
 
 def train_step(state, batch, key, cfg):
     """One Baum-Welch iteration over the (sharded) batch of sequences."""
     x, lengths = _split(batch)
-    p = HMMParams(**state.params)
+    p = _state_params(state, cfg)
     # model.trans_prior is the Dirichlet concentration of the start row and of every transition row.
     prior = cfg.model.trans_prior
-    new, ll = em_step(p, _emission(cfg), x, lengths, start_prior=prior, trans_prior=prior)
+    new, ll = em_step(p, x, lengths, start_prior=prior, trans_prior=prior)
     steps = jnp.sum(lengths)
-    return state.replace(step=state.step + 1, params=new._asdict()), {
+    return state.replace(step=state.step + 1, params=new.arrays()), {
         "loss": -ll / steps,
         "loglik_per_step": ll / steps,
     }
@@ -743,12 +820,12 @@ def evaluate(state, batch, key, cfg):
     """Per-sequence log-likelihood (nats) and per-step average."""
     x, lengths = _split(batch)
     lengths = jnp.maximum(lengths, 1)  # padded evaluation rows (mask 0) still need one step
-    post = posteriors(HMMParams(**state.params), _emission(cfg), x, lengths, trans_counts=False)
+    post = posteriors(_state_params(state, cfg), x, lengths, trans_counts=False)
     return {"loglik_nats": post.log_likelihood, "loglik_per_step": post.log_likelihood / lengths}
 
 
 def _family_sample(state, key, n, cfg):
-    x, _ = sample(key, HMMParams(**state.params), _emission(cfg), cfg.model.sample_length, n)
+    x, _ = sample(key, _state_params(state, cfg), cfg.model.sample_length, n)
     return x
 
 

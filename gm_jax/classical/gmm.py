@@ -437,7 +437,7 @@ def _packed_is_exact_enough(params: GMMParams, prec: jax.Array, g: jax.Array, sp
     """
     a = jnp.abs(prec)
     v = jnp.abs(params.means - g) + spread  # [K, D]
-    kappa = einsum("kd,kde,ke->k", v, a, v)
+    kappa = jnp.where(params.weights > 0, einsum("kd,kde,ke->k", v, a, v), 0.0)  # absent components: no say
     return jnp.finfo(prec.dtype).eps * jnp.max(kappa) < _PACKED_MAX_CANCELLATION
 
 
@@ -547,7 +547,11 @@ def resp_stats(x: jax.Array, resp: jax.Array, shift: jax.Array, covariance_type:
 
 
 def m_step(
-    stats: Stats, shift: jax.Array | None, covariance_type: str, reg_covar: float
+    stats: Stats,
+    shift: jax.Array | None,
+    covariance_type: str,
+    reg_covar: float,
+    active: jax.Array | None = None,
 ) -> tuple[GMMParams, jax.Array]:
     """Parameters maximising the expected complete-data log-likelihood, with empty components re-seeded.
 
@@ -555,35 +559,44 @@ def m_step(
       stats: E-step statistics with moments about `shift` [K, D].
       shift: the centres the statistics were taken about; None: `stats.centre`.
       covariance_type, reg_covar: as in `fit`.
+      active: [K] bool, None = all. An inactive component is absent from the mixture: weight
+        exactly 0 (so it takes no points), unit covariance, never re-seeded. `fit` pads K to a
+        bucket this way, so one compiled program serves every K of a model-selection sweep.
     Returns:
       (params, number of components re-seeded).
     """
     shift = stats.centre if shift is None else shift
     dtype = stats.sz.dtype
     eps = 10 * jnp.finfo(dtype).eps
-    nk = stats.nk + eps  # as sklearn: keeps an empty component finite before it is re-seeded
     k, d = stats.sz.shape
-    delta = stats.sz / nk[:, None]  # new mean - centre: small, so the subtraction below keeps its digits
+    act = jnp.ones((k,), bool) if active is None else active
+    nk = jnp.where(act, stats.nk + eps, 0.0)  # as sklearn: keeps an empty component finite before it is re-seeded
+    nk_div = jnp.where(act, nk, 1.0)
+    delta = stats.sz / nk_div[:, None]  # new mean - centre: small, so the subtraction below keeps its digits
     means = shift + delta
     eye = jnp.eye(d, dtype=dtype)
     if covariance_type == "full":
-        cov = stats.s2 / nk[:, None, None] - einsum("kd,ke->kde", delta, delta) + reg_covar * eye
+        cov = stats.s2 / nk_div[:, None, None] - einsum("kd,ke->kde", delta, delta) + reg_covar * eye
+        unit = eye
     elif covariance_type == "tied":
         cov = (stats.s2 - einsum("k,kd,ke->de", nk, delta, delta)) / jnp.sum(nk) + reg_covar * eye
     else:
-        diag = stats.s2 / nk[:, None] - delta**2 + reg_covar
+        diag = stats.s2 / nk_div[:, None] - delta**2 + reg_covar
         cov = diag if covariance_type == "diag" else diag.mean(1)
+        unit = jnp.ones(cov.shape[1:], dtype)
     weights = nk / jnp.sum(nk)
 
     # A component with (almost) no mass is re-seeded at a badly explained data point.
-    empty = stats.nk < 1e-6 * stats.n / k + eps
+    empty = (stats.nk < 1e-6 * stats.n / jnp.sum(act) + eps) & act
     rank = jnp.cumsum(empty) - 1
     seed_x = stats.worst_x[jnp.clip(rank, 0, k - 1)]
     means = jnp.where(empty[:, None], seed_x, means)
     if covariance_type in ("full", "diag", "spherical"):
-        live = (~empty).astype(dtype)
+        live = (~empty & act).astype(dtype)
         avg = jnp.tensordot(live * weights, cov, 1, precision=PRECISION) / jnp.maximum(jnp.sum(live * weights), eps)
-        cov = jnp.where(empty.reshape((k,) + (1,) * (cov.ndim - 1)), avg[None], cov)
+        per_comp = (k,) + (1,) * (cov.ndim - 1)
+        cov = jnp.where(empty.reshape(per_comp), avg[None], cov)
+        cov = jnp.where(act.reshape(per_comp), cov, unit[None])
     weights = jnp.where(empty, 1.0 / stats.n, weights)
     weights = weights / weights.sum()
     return GMMParams(weights, means, cov, covariance_type), jnp.sum(empty)
@@ -605,7 +618,8 @@ def em_step(
     """
     covariance_type = resolve_covariance_type(params, covariance_type, "em_step")
     stats = e_step_stats(x, params, covariance_type, weights, chunk)
-    new, n_re = m_step(stats, None, covariance_type, reg_covar)
+    # Components of weight exactly 0 stay absent (see `m_step`).
+    new, n_re = m_step(stats, None, covariance_type, reg_covar, active=params.weights > 0)
     return new, stats.loglik / stats.n, n_re
 
 
@@ -616,8 +630,18 @@ def _sq_dist(x, c):  # [N, D], [K, D] -> [N, K]
     return jnp.sum(x * x, 1)[:, None] - 2.0 * mm(x, c.T) + jnp.sum(c * c, 1)[None]
 
 
-def kmeans_plusplus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
-    """k-means++ seeding (D^2 sampling, one candidate per step). [N, D] -> [K, D]"""
+def _masked_sq_dist(x, c, active):
+    """Squared distances [N, K], +inf to inactive centres (so no point is assigned to them)."""
+    d2 = _sq_dist(x, c)
+    return d2 if active is None else jnp.where(active[None], d2, jnp.inf)
+
+
+def kmeans_plusplus(key: jax.Array, x: jax.Array, k: int, active: jax.Array | None = None) -> jax.Array:
+    """k-means++ seeding (D^2 sampling, one candidate per step). [N, D] -> [K, D]
+
+    `active` [K] bool (a prefix): only those centres are drawn (the rest stay 0), with the same
+    draws as for K = its count.
+    """
     n = x.shape[0]
     k0, key = jax.random.split(key)
     first = x[jax.random.randint(k0, (), 0, n)]
@@ -628,15 +652,23 @@ def kmeans_plusplus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
         centers, d2 = carry
         j = jax.random.categorical(jax.random.fold_in(key, i), jnp.log(jnp.maximum(d2, 0.0) + 1e-30))
         c = x[j]
-        return centers.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, 1))
+        new = centers.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, 1))
+        if active is None:
+            return new
+        return jax.tree.map(lambda a, b: jnp.where(active[i], a, b), new, carry)
 
     centers, _ = jax.lax.fori_loop(1, k, body, (centers, d2))
     return centers
 
 
-def kmeans(key: jax.Array, x: jax.Array, k: int, n_iter: int = 100, tol: float = 1e-4) -> jax.Array:
-    """Lloyd's k-means from k-means++ seeds, to `tol` on the centre shift or `n_iter`. -> [K, D]"""
-    centers = kmeans_plusplus(key, x, k)
+def kmeans(
+    key: jax.Array, x: jax.Array, k: int, n_iter: int = 100, tol: float = 1e-4, active: jax.Array | None = None
+) -> jax.Array:
+    """Lloyd's k-means from k-means++ seeds, to `tol` on the centre shift or `n_iter`. -> [K, D]
+
+    `active`: as in `kmeans_plusplus` (inactive centres take no points).
+    """
+    centers = kmeans_plusplus(key, x, k, active)
     scale = jnp.mean(jnp.var(x, 0))
 
     def cond(c):
@@ -645,7 +677,7 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, n_iter: int = 100, tol: float =
 
     def body(c):
         i, centers, _ = c
-        onehot = jax.nn.one_hot(jnp.argmin(_sq_dist(x, centers), 1), k, dtype=x.dtype)
+        onehot = jax.nn.one_hot(jnp.argmin(_masked_sq_dist(x, centers, active), 1), k, dtype=x.dtype)
         cnt = onehot.sum(0)
         new = jnp.where(cnt[:, None] > 0, mm(onehot.T, x) / jnp.maximum(cnt, 1)[:, None], centers)
         return i + 1, new, jnp.sum((new - centers) ** 2)
@@ -654,7 +686,7 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, n_iter: int = 100, tol: float =
     return centers
 
 
-def _params_from_resp(x, resp_fn, consts, covariance_type, reg_covar, k, chunk) -> GMMParams:
+def _params_from_resp(x, resp_fn, consts, covariance_type, reg_covar, k, chunk, active=None) -> GMMParams:
     """One M-step from the responsibilities resp_fn(consts, x_chunk, rows) -> ([c, K], [c]).
 
     Two passes: the first finds each component's mean (moments about the data mean), the second takes
@@ -677,7 +709,7 @@ def _params_from_resp(x, resp_fn, consts, covariance_type, reg_covar, k, chunk) 
     centre = jnp.broadcast_to(jnp.mean(x, 0), (k, x.shape[1]))
     first = stats_about(centre)
     centre = centre + first.sz / (first.nk + 10 * jnp.finfo(x.dtype).eps)[:, None]
-    params, _ = m_step(stats_about(centre), centre, covariance_type, reg_covar)
+    params, _ = m_step(stats_about(centre), centre, covariance_type, reg_covar, active)
     return params
 
 
@@ -694,34 +726,44 @@ def initialize(
     init_params: str = "kmeans",
     reg_covar: float = 1e-6,
     chunk: int | None = None,
+    n_active: jax.Array | None = None,
 ) -> GMMParams:
     """Initial parameters: responsibilities from the init method, then one M-step (as sklearn).
 
     kmeans / k-means++ / random_from_data: hard assignment of every point to its nearest centre
     (Lloyd's k-means centres, k-means++ seeds, or K distinct random data points); random: uniform
     random responsibilities.
+
+    n_active: None, or the number of components actually wanted (a traced integer <= K): the rest
+    are absent (weight 0, see `m_step`) and every draw is the one a fit with K = n_active makes.
     """
     k = n_components
+    active = None if n_active is None else jnp.arange(k) < n_active
+    mask = (lambda a: a) if active is None else (lambda a: jnp.where(active[None], a, 0.0))
     if init_params == "random":
 
         def resp_fn(key, xs, rows):
-            # Keyed by the row index, so the draw does not depend on the chunk size.
-            u = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(key, r), (k,), xs.dtype))(rows)
+            # Keyed by row and component, so the draw depends neither on the chunk size nor on K.
+            def row(r):
+                kr = jax.random.fold_in(key, r)
+                return jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(kr, j), (), xs.dtype))(jnp.arange(k))
+
+            u = mask(jax.vmap(row)(rows))
             return u / u.sum(1, keepdims=True), jnp.zeros(xs.shape[:1], xs.dtype)
 
-        return _params_from_resp(x, resp_fn, key, covariance_type, reg_covar, k, chunk)
+        return _params_from_resp(x, resp_fn, key, covariance_type, reg_covar, k, chunk, active)
     if init_params == "kmeans":
-        centers = kmeans(key, x, k)
+        centers = kmeans(key, x, k, active=active)
     elif init_params == "k-means++":
-        centers = kmeans_plusplus(key, x, k)
-    else:  # random_from_data
-        centers = x[jax.random.choice(key, x.shape[0], (k,), replace=False)]
+        centers = kmeans_plusplus(key, x, k, active)
+    else:  # random_from_data: K distinct points (a prefix of one permutation, whatever K)
+        centers = x[jax.random.permutation(key, x.shape[0])[:k]]
 
     def resp_fn(centers, xs, rows):
-        d2 = _sq_dist(xs, centers)
+        d2 = _masked_sq_dist(xs, centers, active)
         return jax.nn.one_hot(jnp.argmin(d2, 1), k, dtype=xs.dtype), -jnp.min(d2, 1)
 
-    return _params_from_resp(x, resp_fn, centers, covariance_type, reg_covar, k, chunk)
+    return _params_from_resp(x, resp_fn, centers, covariance_type, reg_covar, k, chunk, active)
 
 
 # ----------------------------------------------------------------------------- fit and friends
@@ -814,52 +856,109 @@ def fit(
     Raises:
       UserError (a ValueError) naming the bad argument.
     """
-    x_in, x = x, jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
+    x_in, x = x, _device_floats(x)
     if covariance_type is None:
         covariance_type = getattr(params_init, "covariance_type", None) or "full"
     _validate(x, n_components, covariance_type, reg_covar, init_params, max_iter, n_init, tol)
-    key = jax.random.key(0) if key is None else key
     if params_init is not None:
         validate_params(params_init, x.shape[1], covariance_type)
-        params_init = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), params_init)
+        params_init = jax.tree.map(lambda a: _device_floats(a, x.dtype), params_init)
     warn_if_float64_dropped("gmm.fit", x_in)
-    run = jax.jit(_fit_jit, static_argnames=("n_components", "covariance_type", "max_iter", "init_params", "chunk"))
-    keys = jax.random.split(key, n_init)
     # Data placed on a mesh: that mesh is the context mesh, so the chunked sums run per device along
     # its data axis (when it has one) and explicit axes are handled (`auto_axes_if_explicit`).
     sharding = getattr(x, "sharding", None)
     on_mesh = isinstance(sharding, NamedSharding) and not isinstance(x, jax.core.Tracer)
-
-    def one(k):
-        return run(
+    traced = isinstance(x, jax.core.Tracer)
+    kb = n_components
+    if params_init is None and not traced:
+        kb = components_bucket(x.shape[0], x.shape[1], n_components, covariance_type, max_iter * n_init)
+    with jax.set_mesh(sharding.mesh) if on_mesh else contextlib.nullcontext():
+        # Scalars go in as NumPy values and the key is made inside: an eager jnp op outside the
+        # compiled fit would compile a program of its own on a first call.
+        r = _FIT(
             x,
-            k,
+            key,
             params_init,
-            tol=tol,
-            reg_covar=reg_covar,
-            n_components=n_components,
+            np.asarray(tol, x.dtype),
+            np.asarray(reg_covar, x.dtype),
+            None if kb == n_components else np.int32(n_components),
+            n_init=n_init,
+            n_components=kb,
             covariance_type=covariance_type,
             max_iter=max_iter,
             init_params=init_params,
             chunk=chunk_size,
         )
+    if kb == n_components:
+        return r
+    # The absent components dropped on the host: slicing on the device would compile per K.
+    k = n_components
+    w, m, c = (np.asarray(a) for a in (r.params.weights, r.params.means, r.params.covariances))
+    c = c if covariance_type == "tied" else c[:k]
+    params = GMMParams(*jax.device_put((w[:k], m[:k], c)), covariance_type)
+    return r._replace(params=params)
 
-    with jax.set_mesh(sharding.mesh) if on_mesh else contextlib.nullcontext():
-        if n_init == 1:
-            return one(keys[0])
-        # Restarts one after another (lax.map), not vmapped: the full-covariance E-step chooses
-        # between two paths with lax.cond, which under vmap would run both.
-        results = jax.lax.map(one, keys)
+
+def _device_floats(a: Any, dtype: Any = None) -> jax.Array:
+    """a as a floating JAX array (float32 for integers, or `dtype`), without an eager JAX op:
+    a NumPy conversion and a transfer, which compile nothing."""
+    if isinstance(a, jax.Array):
+        if dtype is not None and a.dtype != dtype:
+            return a.astype(dtype)
+        return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(jnp.float32)
+    a = np.asarray(a)
+    if dtype is not None:
+        a = a.astype(dtype)
+    elif not np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+    return jax.device_put(a)
+
+
+# Padding K to this many components (absent ones with weight 0, see `m_step`) lets one compiled
+# program serve every K up to it, e.g. a BIC sweep over K = 1..10. It is done only while the extra
+# arithmetic stays below _BUCKET_MAX_EXTRA multiply-adds over the whole fit (about 0.1 s on one
+# CPU core), i.e. where compilation, not EM, is what a first fit waits for.
+_BUCKET = 16
+_BUCKET_MAX_EXTRA = 1 << 28
+
+
+def components_bucket(n: int, d: int, k: int, covariance_type: str, max_iterations: int) -> int:
+    """Components the compiled EM is built for: k, or _BUCKET when padding is cheap (see above)."""
+    if k >= _BUCKET or n < _BUCKET:
+        return k
+    per_point = d * d if covariance_type in ("full", "tied") else d
+    extra = n * (_BUCKET - k) * per_point * max_iterations
+    return _BUCKET if extra <= _BUCKET_MAX_EXTRA else k
+
+
+def _fit_restarts(x, key, params_init, tol, reg_covar, n_active, *, n_init, **static):
+    """All restarts of `fit` in one compiled program (tol, reg_covar and the number of active
+    components traced: changing them does not compile again); the restart with the best finite
+    lower bound is returned. key None: key 0. Compiled as `_FIT`."""
+    keys = jax.random.split(jax.random.key(0) if key is None else key, n_init)
+
+    def one(k):
+        return _fit_jit(x, k, params_init, tol=tol, reg_covar=reg_covar, n_active=n_active, **static)
+
+    if n_init == 1:
+        return one(keys[0])
+    # Restarts one after another (lax.map), not vmapped: the full-covariance E-step chooses
+    # between two paths with lax.cond, which under vmap would run both.
+    results = jax.lax.map(one, keys)
     best = jnp.argmax(jnp.where(jnp.isfinite(results.lower_bound), results.lower_bound, -jnp.inf))
     return jax.tree.map(lambda a: a[best], results)
 
 
+_FIT_STATIC = ("n_init", "n_components", "covariance_type", "max_iter", "init_params", "chunk")
+_FIT = jax.jit(_fit_restarts, static_argnames=_FIT_STATIC)
+
+
 @auto_axes_if_explicit
-def _fit_jit(x, key, params_init, *, tol, reg_covar, n_components, covariance_type, max_iter, init_params, chunk):
+def _fit_jit(
+    x, key, params_init, *, tol, reg_covar, n_components, covariance_type, max_iter, init_params, chunk, n_active=None
+):
     if params_init is None:
-        params = initialize(key, x, n_components, covariance_type, init_params, reg_covar, chunk)
+        params = initialize(key, x, n_components, covariance_type, init_params, reg_covar, chunk, n_active)
     else:
         params = params_init
     dtype = x.dtype
@@ -880,13 +979,47 @@ def _fit_jit(x, key, params_init, *, tol, reg_covar, n_components, covariance_ty
     return FitResult(params, lb, hist, n_iter, converged, n_re)
 
 
+def _eval_operands(x: Any, params: GMMParams) -> tuple[jax.Array, GMMParams, bool]:
+    """x as a device array and params padded with absent components (weight 0) to the bucket
+    `fit` uses, so that one compiled evaluation serves every K of a sweep; on the host, without
+    eager JAX ops. Traced inputs (a caller's jit) pass unchanged. Returns (x, params, padded)."""
+    if isinstance(x, jax.core.Tracer) or any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(params)):
+        return x, params, False
+    x = _device_floats(x)
+    k, d = params.means.shape
+    kb = components_bucket(x.shape[0], d, k, params.covariance_type, 1)
+    if kb == k:
+        return x, params, False
+    w, m, c = (np.asarray(a) for a in (params.weights, params.means, params.covariances))
+    pad = kb - k
+    w = np.concatenate([w, np.zeros(pad, w.dtype)])
+    m = np.concatenate([m, np.zeros((pad, d), m.dtype)])
+    if params.covariance_type == "full":
+        c = np.concatenate([c, np.broadcast_to(np.eye(d, dtype=c.dtype), (pad, d, d))])
+    elif params.covariance_type != "tied":
+        c = np.concatenate([c, np.ones((pad,) + c.shape[1:], c.dtype)])
+    return x, GMMParams(*jax.device_put((w, m, c)), params.covariance_type), True
+
+
+@jax.jit
+def _score_samples(x, params):
+    return jax.nn.logsumexp(_weighted_log_prob(x, params, params.covariance_type), axis=1)
+
+
+@jax.jit
+def _log_resp(x, params):
+    return jax.nn.log_softmax(_weighted_log_prob(x, params, params.covariance_type), axis=1)
+
+
 def score_samples(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """log p(x_n) under the mixture. [N, D] -> [N]
 
-    `covariance_type` is read from `params`; passing one that differs is an error.
+    `covariance_type` is read from `params`; passing one that differs is an error. Compiled; K is
+    padded as in `fit` (absent components contribute exactly nothing).
     """
-    ct = resolve_covariance_type(params, covariance_type, "score_samples")
-    return jax.nn.logsumexp(_weighted_log_prob(x, params, ct), axis=1)
+    resolve_covariance_type(params, covariance_type, "score_samples")
+    x, params, _ = _eval_operands(x, params)
+    return _score_samples(x, params)
 
 
 log_prob = score_samples
@@ -895,19 +1028,37 @@ log_prob = score_samples
 def score(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Mean log-likelihood per sample (sklearn's `score`)."""
     resolve_covariance_type(params, covariance_type, "score")
-    return jnp.mean(score_samples(x, params))
+    x, params, _ = _eval_operands(x, params)
+    return _score(x, params)
+
+
+@jax.jit
+def _score(x, params):
+    return jnp.mean(_score_samples(x, params))
+
+
+def _responsibilities(x, params, covariance_type, where):
+    resolve_covariance_type(params, covariance_type, where)
+    k = params.means.shape[0]
+    x, params, padded = _eval_operands(x, params)
+    lr = _log_resp(x, params)
+    return (jax.device_put(np.asarray(lr)[:, :k]) if padded else lr), k
 
 
 def predict_proba(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Responsibilities p(k | x_n). [N, D] -> [N, K]"""
-    ct = resolve_covariance_type(params, covariance_type, "predict_proba")
-    return jax.nn.softmax(_weighted_log_prob(x, params, ct), axis=1)
+    lr, _ = _responsibilities(x, params, covariance_type, "predict_proba")
+    return _exp(lr)
 
 
 def predict(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Most probable component per point. [N, D] -> [N]"""
-    ct = resolve_covariance_type(params, covariance_type, "predict")
-    return jnp.argmax(_weighted_log_prob(x, params, ct), axis=1)
+    lr, _ = _responsibilities(x, params, covariance_type, "predict")
+    return _argmax(lr)
+
+
+_exp = jax.jit(jnp.exp)
+_argmax = jax.jit(lambda a: jnp.argmax(a, axis=1))
 
 
 def sample(
@@ -918,7 +1069,13 @@ def sample(
     components: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """n points and their components: ([n, D], [n]); `components` [n] fixes the components instead of drawing them."""
-    ct = resolve_covariance_type(params, covariance_type, "sample")
+    resolve_covariance_type(params, covariance_type, "sample")
+    return _sample(key, params, n, components)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _sample(key, params, n, components):
+    ct = params.covariance_type
     k1, k2 = jax.random.split(key)
     comp = jax.random.categorical(k1, jnp.log(params.weights), shape=(n,)) if components is None else components
     d = params.means.shape[1]
@@ -945,14 +1102,14 @@ def n_parameters(n_components: int, n_features: int, covariance_type: str) -> in
 def bic(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Bayesian information criterion (lower is better)."""
     ct = resolve_covariance_type(params, covariance_type, "bic")
-    n, d = x.shape
+    n, d = np.shape(x)
     return -2 * score(x, params) * n + n_parameters(params.weights.shape[0], d, ct) * math.log(n)
 
 
 def aic(x: jax.Array, params: GMMParams, covariance_type: str | None = None) -> jax.Array:
     """Akaike information criterion (lower is better)."""
     ct = resolve_covariance_type(params, covariance_type, "aic")
-    n, d = x.shape
+    n, d = np.shape(x)
     return -2 * score(x, params) * n + 2 * n_parameters(params.weights.shape[0], d, ct)
 
 

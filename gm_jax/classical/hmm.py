@@ -565,7 +565,7 @@ def decode(params: HMMParams, x, lengths) -> tuple[jax.Array, jax.Array]:
     """
     _not_an_emission(x, "decode")
     validate(params, x, lengths)
-    return _decode_jit(params, jnp.asarray(x), jnp.asarray(lengths))
+    return _decode_jit(params, _device(x), _device(lengths))
 
 
 @auto_axes_if_explicit
@@ -653,7 +653,7 @@ def fit(
         validate(params, x, lengths)
     warn_if_float64_dropped("hmm.fit", params, x)
     priors = (start_prior, trans_prior, emission_prior)
-    i, p, ll, hist, conv = _fit_jit(params, jnp.asarray(x), jnp.asarray(lengths), tol, priors, n_iter)
+    i, p, ll, hist, conv = _fit_jit(params, _device(x), _device(lengths), tol, priors, n_iter)
     return FitResult(p, ll, hist, i, conv)
 
 
@@ -751,9 +751,19 @@ def init_params(key, emission, x, lengths, n_states: int, init: str = "kmeans") 
         )
     if not isinstance(emission, Categorical) and init not in gmm.INIT_METHODS:
         raise UserError(f"init must be one of {gmm.INIT_METHODS}, got {init!r}")
-    x, lengths = jnp.asarray(x), jnp.asarray(lengths)
+    x, lengths = _device(x), _device(lengths)
     if x.ndim < 2 or lengths.shape != x.shape[:1]:
         raise UserError(f"x must be padded sequences [S, T, ...] with lengths [S], got {x.shape} and {lengths.shape}")
+    return _init_params_jit(key, emission, x, lengths, n_states, init)
+
+
+def _device(a):
+    """A JAX array without an eager JAX op (which would compile a program of its own)."""
+    return a if isinstance(a, jax.Array) else jax.device_put(np.asarray(a))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 4, 5))
+def _init_params_jit(key, emission, x, lengths, n_states, init):
     k = n_states
     dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.zeros(()).dtype
     k1, k2 = jax.random.split(key)

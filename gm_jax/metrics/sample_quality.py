@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gm_jax.core import compilation_cache
+
 FeatureFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
@@ -228,7 +230,7 @@ def train_digits_classifier(seed: int = 0, steps: int = 600) -> tuple[list, floa
 
 def default_cache_dir() -> str:
     """$GM_JAX_CACHE, else ~/.cache/gm_jax."""
-    return os.environ.get("GM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gm_jax")
+    return compilation_cache.user_cache_dir()
 
 
 def digits_extractor(cache_dir: str | None = None, seed: int = 0) -> FeatureExtractor:

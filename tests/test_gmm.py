@@ -78,7 +78,9 @@ def test_log_gaussian_matches_scipy(cov_type, d):
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 @pytest.mark.parametrize("n_iter", [1, 20])
-def test_matches_sklearn_from_same_parameters_float64(cov_type, n_iter):
+def test_matches_sklearn_from_same_parameters_float64(cov_type, n_iter, monkeypatch):
+    if cov_type == "full" and n_iter == 20:
+        monkeypatch.setattr(gmm, "_PACKED_MIN_ROWS", 0)  # the packed E-step (both paths: n_iter=1 is exact)
     x = _data()
     init = _init_params(x, 3, cov_type)
     sk = _sklearn(x, 3, cov_type, init, n_iter)
@@ -144,6 +146,7 @@ def test_recovers_known_parameters_up_to_permutation():
 @pytest.mark.parametrize("sweep_rows", [6912, 97])  # one block, or ten blocks and an overlapping remainder
 def test_chunked_e_step_equals_one_pass_and_sharded_equals_one_device(sweep_rows, monkeypatch):
     monkeypatch.setattr(gmm, "_SWEEP_ROWS", sweep_rows)
+    monkeypatch.setattr(gmm, "_PACKED_MIN_ROWS", 0)  # the packed full-covariance path too
     x = jnp.asarray(_data(n=1000, d=4), jnp.float32)
     init = gmm.GMMParams(*(jnp.asarray(a, jnp.float32) for a in _init_params(np.asarray(x), 3, "full")), "full")
     one = gmm.em_step(x, init, "full", 1e-6)
@@ -222,6 +225,7 @@ def test_float32_statistics_far_from_the_origin_match_float64(monkeypatch):
     np.testing.assert_allclose(np.asarray(got[0].means), want[0].means, rtol=1e-6, atol=1e-6)
     assert float(got[1]) == pytest.approx(float(want[1]), abs=1e-4)
     monkeypatch.setattr(gmm, "_PACKED_MAX_CANCELLATION", np.inf)
+    monkeypatch.setattr(gmm, "_PACKED_MIN_ROWS", 0)
     packed = gmm.em_step(x32, p32, "full", 1e-6)
     err = np.abs(np.asarray(packed[0].covariances) - want[0].covariances).max() / np.abs(want[0].covariances).max()
     assert err > 1e-2  # what the guard avoids

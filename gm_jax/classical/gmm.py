@@ -464,6 +464,12 @@ def _packed_full_stats(x, w, params: GMMParams, pc, logw, g, feats, chunk) -> St
     return _chunked_sum(stats, rows, w, chunk, _merge_stats, consts=(wmat, const, log_det, logw))
 
 
+# Below this many rows the packed full-covariance E-step is not built: its GEMMs pay only at scale,
+# and a second path for lax.cond to choose from doubles the E-step's compile time (iris, K=3:
+# 0.37 s against 0.70 s), which is most of what a first fit on small data waits for.
+_PACKED_MIN_ROWS = 4096
+
+
 @auto_axes_if_explicit
 def e_step_stats(
     x: jax.Array,
@@ -475,9 +481,10 @@ def e_step_stats(
 ) -> Stats:
     """Sufficient statistics of the E-step under `params`, summed over the data in chunks.
 
-    Moments are taken about each component's current mean. Full covariances also have a faster
-    path, taken when the error bound of `_packed_is_exact_enough` allows it: moments about one data
-    centre from packed outer products of the data, two GEMMs per block.
+    Moments are taken about each component's current mean. Full covariances on `_PACKED_MIN_ROWS`
+    rows or more also have a faster path, taken when the error bound of `_packed_is_exact_enough`
+    allows it: moments about one data centre from packed outer products of the data, two GEMMs per
+    block.
 
     Args:
       x: data [N, D].
@@ -521,7 +528,7 @@ def e_step_stats(
         )
         return st._replace(centre=params.means)
 
-    if covariance_type != "full":
+    if covariance_type != "full" or x.shape[0] < _PACKED_MIN_ROWS:
         return exact(None)
     g, spread = _data_centre(x)
     f = _packed_outer(x - g) if feats is None and whole else feats
@@ -639,18 +646,21 @@ def _masked_sq_dist(x, c, active):
 def kmeans_plusplus(key: jax.Array, x: jax.Array, k: int, active: jax.Array | None = None) -> jax.Array:
     """k-means++ seeding (D^2 sampling, one candidate per step). [N, D] -> [K, D]
 
-    `active` [K] bool (a prefix): only those centres are drawn (the rest stay 0), with the same
-    draws as for K = its count.
+    The K uniforms are drawn at once and each step inverts the cumulative D^2 weights (one random
+    draw to compile instead of one per step: PRNG code is a large share of a first fit's compile
+    time). `active` [K] bool (a prefix): only those centres are drawn (the rest stay 0), with the
+    same draws as for K = its count.
     """
     n = x.shape[0]
-    k0, key = jax.random.split(key)
-    first = x[jax.random.randint(k0, (), 0, n)]
+    u = jax.random.uniform(key, (k,), x.dtype)
+    first = x[jnp.minimum((u[0] * n).astype(jnp.int32), n - 1)]
     centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
     d2 = jnp.sum((x - first) ** 2, 1)
 
     def body(i, carry):
         centers, d2 = carry
-        j = jax.random.categorical(jax.random.fold_in(key, i), jnp.log(jnp.maximum(d2, 0.0) + 1e-30))
+        cdf = jnp.cumsum(jnp.maximum(d2, 0.0))
+        j = jnp.minimum(jnp.searchsorted(cdf, u[i] * cdf[-1], side="right"), n - 1)
         c = x[j]
         new = centers.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, 1))
         if active is None:

@@ -137,6 +137,10 @@ def test_float32_viterbi_reports_its_paths_true_score_at_T_1e5(mean):
         path64, lp64 = jax.jit(hmm.viterbi)(ls64, lt64, ll64)
     assert np.mean(np.asarray(path64) == z) > 0.999
     assert abs(float(lp64) - true) <= 1e-9 * abs(true) or np.any(np.asarray(path64) != z)
+    # the float32 forward pass's log-likelihood too (normalised messages, shifted emissions)
+    with jax.enable_x64(True):
+        ll_true = float(hmm.forward_filter(ls64, lt64, ll64)[0])
+    assert abs(float(hmm.forward_filter(*f32)[0]) - ll_true) < 2e-7 * abs(ll_true)
 
 
 def test_posterior_samples_follow_smoothed_marginals():

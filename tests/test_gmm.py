@@ -375,8 +375,14 @@ def test_components_padded_to_a_bucket_fit_exactly_as_unpadded(cov_type, monkeyp
     K sweep, scores and BIC included."""
     x = jnp.asarray(_data(n=150, d=3, seed=4), jnp.float32)
     assert gmm.components_bucket(150, 3, 3, cov_type, 200) == gmm._BUCKET
-    # every init once (full), and the two kinds of init (hard k-means, soft random) for the others
-    for init in gmm.INIT_METHODS if cov_type == "full" else ("kmeans", "random"):
+    # each init method under some covariance type
+    inits = {
+        "full": ("kmeans", "k-means++"),
+        "diag": ("random",),
+        "spherical": ("random_from_data",),
+        "tied": ("kmeans",),
+    }
+    for init in inits[cov_type]:
         kw = dict(init_params=init, n_init=2, max_iter=100, key=jax.random.key(5))
         padded = gmm.fit(x, 3, cov_type, **kw)
         with monkeypatch.context() as m:

@@ -19,6 +19,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "gmm": ModelSpec("gm_jax.classical.gmm:family", "experiments.configs.gmm"),
     "hmm": ModelSpec("gm_jax.classical.hmm:family", "experiments.configs.hmm"),
     "vae": ModelSpec("gm_jax.models.vae", "experiments.configs.vae"),
+    "beta_vae": ModelSpec("gm_jax.models.vae", "experiments.configs.beta_vae"),
+    "beta_tcvae": ModelSpec("gm_jax.models.vae", "experiments.configs.beta_tcvae"),
     "gan": ModelSpec("gm_jax.models.gan", "experiments.configs.gan"),
     "dcgan": ModelSpec("gm_jax.models.gan", "experiments.configs.dcgan"),
     "wgan": ModelSpec("gm_jax.models.gan", "experiments.configs.wgan"),

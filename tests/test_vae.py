@@ -28,7 +28,7 @@ def test_kl_closed_form_matches_monte_carlo():
 
 def test_elbo_of_fixed_tiny_model_matches_hand_computation():
     cfg = vae.VAEConfig(latent_dim=1, hidden=(2,), activation="tanh")
-    model = vae.VAE(cfg, data_dim=2)
+    model = vae.VAE(cfg, shape=(2,))
     params = model.init(jax.random.key(0), jnp.zeros((1, 2)))["params"]
     # Encoder: 2 -> 2 (tanh) -> 2 (mu, logvar); decoder: 1 -> 2 (tanh) -> 2 logits.
     w = {

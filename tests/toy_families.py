@@ -168,7 +168,7 @@ def _prior_loss(params, model_state, batch, rng, cfg, step):
     d = int(np.prod(cfg.data.shape))
     enc = model_state["vae"]["encoder"]
     hidden = tuple(enc[f"dense_{i}"]["kernel"].shape[1] for i in range(len(enc) - 1))  # the first stage's
-    model = vae.VAE(vae.VAEConfig(latent_dim=params["mu"].shape[0], hidden=hidden), d)
+    model = vae.VAE(vae.VAEConfig(latent_dim=params["mu"].shape[0], hidden=hidden), (d,))
     x = batch["x"].reshape(batch["x"].shape[0], -1)
     mu, _ = model.apply({"params": model_state["vae"]}, x, method=vae.VAE.encode)
     nll = -vae.diag_gaussian_log_prob(mu, params["mu"], params["logvar"])

@@ -9,8 +9,14 @@ module (or any object) with four pure functions:
     sample(state, key, n, cfg) -> samples (images [n, H, W, C] in [0, 1], points, sequences)
 
 and optionally `reconstruct(state, batch, key, cfg) -> images` (drawn beside the batch at every
-sampling) and `log_density(state, x, cfg) -> log p(x) [N]` (for 2-D points: drawn on a grid beside
-the data at every sampling, samples/density_step_N.png).
+sampling), `log_density(state, x, cfg) -> log p(x) [N]` (for 2-D points: drawn on a grid beside
+the data at every sampling, samples/density_step_N.png), `figures(state, batch, key, cfg) ->
+{name: images [rows, cols, H, W, C]}` (any picture made from a test batch, e.g. latent traversals,
+drawn row by row at every sampling as samples/<name>_step_N.png) and `encode(state, x, cfg) ->
+codes [B, Z]` (a representation; on data generated from known factors, with `eval.disentanglement`
+on, it is scored by `gm_jax.metrics.disentanglement`: the β-VAE and FactorVAE metrics and MIG in
+eval.json, their sample sizes from `eval.beta_vae_train`, `beta_vae_eval`, `factor_vae_train`,
+`factor_vae_eval`, `mig_samples`, `pairs`).
 
 What a family can read besides its own config sections:
 - `state.step` inside `train_step` (the generic step passes it to the loss as `step`): the number of
@@ -227,6 +233,8 @@ class _Run:
         self._density_fn: Any = None
         self._quality_fns: dict[int, Any] = {}
         self._extractors: dict[str, Any] = {}
+        self._encode_fn: Any = None
+        self._figures_fn: Any = None
         self._references: dict[str, Any] = {}
         self.parent: Parent | None = None
         self.lock_fd: int | None = None
@@ -352,6 +360,21 @@ class _Run:
 
     def _check_quality(self, ecfg, section) -> None:
         ev = ecfg.get("eval", {})
+        if ev.get("disentanglement", False):
+            if self.data.source.factors is None:
+                raise UserError(
+                    f"{section}.disentanglement needs data generated from known factors (dsprites, dsprites32); "
+                    f"{self.data.source.name} has none"
+                )
+            if not hasattr(self.family, "encode"):
+                raise UserError(f"{section}.disentanglement needs a family with an encoder; this one has none")
+            for key in ("beta_vae_train", "beta_vae_eval", "factor_vae_train", "factor_vae_eval", "mig_samples"):
+                v = ev.get(key, 1)
+                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                    raise UserError(f"{section}.{key} must be a positive integer, got {v!r}")
+            v = ev.get("pairs", 64)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 2:
+                raise UserError(f"{section}.pairs must be an integer >= 2, got {v!r}")
         for key in ("parzen_samples", "mode_min_count", "mode_samples"):
             v = ev.get(key, 0)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -463,7 +486,45 @@ class _Run:
                 sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v, np.float64) * mask))
             count += float(mask.sum())
         ev = {k: v / max(count, 1.0) for k, v in sums.items()}
-        return {**ev, **self.sample_quality(state, eval_cfg)}
+        return {**ev, **self.sample_quality(state, eval_cfg), **self.disentanglement(state, eval_cfg)}
+
+    def encode_images(self, state, images: np.ndarray) -> np.ndarray:
+        """The family's `encode` of host images, in compiled batches sharded over the devices."""
+        bs = self._eval_batch_size({"eval": {"batch_size": 256}})
+        if self._encode_fn is None:
+            fam, cfg = self.family, self.cfg
+            self._encode_fn = jax.jit(
+                lambda s, x: fam.encode(s, x, cfg),
+                in_shardings=(self.repl, self.data_sharding),
+                out_shardings=self.repl,
+            )
+        out = []
+        for lo in range(0, len(images), bs):
+            part = images[lo : lo + bs]
+            pad = bs - len(part)
+            if pad:
+                part = np.concatenate([part, np.zeros((pad,) + part.shape[1:], part.dtype)])
+            codes = np.asarray(
+                parallel.to_host(self._encode_fn(state, parallel.shard_batch({"x": part}, self.mesh)["x"]))
+            )
+            out.append(codes[: bs - pad])
+        return np.concatenate(out)
+
+    def disentanglement(self, state, eval_cfg) -> dict:
+        """The disentanglement metrics of the family's `encode` on the data's factors (`eval.disentanglement`)."""
+        ev = eval_cfg.get("eval", {})
+        if not ev.get("disentanglement", False):
+            return {}
+        from gm_jax.metrics import disentanglement
+
+        sizes = {
+            k: int(ev[k])
+            for k in ("beta_vae_train", "beta_vae_eval", "factor_vae_train", "factor_vae_eval", "mig_samples", "pairs")
+            if k in ev
+        }
+        return disentanglement.all_scores(
+            lambda x: self.encode_images(state, x), self.data.source.factors, seed=int(self.cfg.seed), **sizes
+        )
 
     def draw(self, state, n: int, batch: int, key) -> np.ndarray:
         """n samples drawn in compiled batches whose rows are sharded over the devices."""
@@ -561,6 +622,8 @@ class _Run:
             if samples.ndim == 2:
                 self.writer.scatter(f"samples/step_{step}", samples, background=self._density_points())
                 self._write_density(state, step)
+        if hasattr(self.family, "figures") and self.data.kind == "image":
+            self._write_figures(state, step, key)
         if recon_fn is not None and self.data.kind == "image":
             bs = self.cfg.train.batch_size
             batch = next(self.data.eval_batches(bs, bs))
@@ -570,6 +633,21 @@ class _Run:
             orig = batch["x"][:32]
             pairs = np.stack([orig, rec], 1).reshape((-1,) + orig.shape[1:])
             self.writer.image_grid(f"samples/recon_step_{step}", pairs)
+
+    def _write_figures(self, state, step: int, key) -> None:
+        """The family's `figures` of a test batch, each a grid drawn row by row."""
+        bs = self._eval_batch_size({"eval": {"batch_size": self.cfg.train.batch_size}})
+        batch = next(self.data.eval_batches(bs, bs))
+        batch.pop("mask")
+        if self._figures_fn is None:
+            fam, cfg = self.family, self.cfg
+            self._figures_fn = jax.jit(lambda s, b, k: fam.figures(s, b, k, cfg), out_shardings=self.repl)
+        figs = parallel.to_host(self._figures_fn(state, parallel.shard_batch(batch, self.mesh), key))
+        for name, grid in figs.items():
+            grid = np.asarray(grid)
+            self.writer.image_grid(
+                f"samples/{name}_step_{step}", grid.reshape((-1,) + grid.shape[2:]), cols=grid.shape[1]
+            )
 
     def _write_density(self, state, step: int) -> None:
         """For a family with `log_density` on 2-D points: its density on a grid beside the data."""

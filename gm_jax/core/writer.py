@@ -154,16 +154,17 @@ class Writer:
         out.save(path)
         return path
 
-    def image_grid(self, name: str, images: np.ndarray) -> str | None:
+    def image_grid(self, name: str, images: np.ndarray, cols: int | None = None) -> str | None:
         """Save images [N, H, W, C] in [0, 1] as one PNG grid at <workdir>/<name>.png; return its path.
 
         Images smaller than 32 pixels a side are enlarged (nearest neighbour) so the grid can be read.
+        `cols`: images per row (default: a square grid).
         """
         if not self.enabled:
             return None
         from PIL import Image
 
-        grid = make_grid(enlarge(np.asarray(images)))
+        grid = make_grid(enlarge(np.asarray(images)), cols=cols)
         path = os.path.join(self.workdir, name + ".png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         Image.fromarray(grid).save(path)
@@ -240,12 +241,13 @@ def enlarge(images: np.ndarray, min_side: int = 32) -> np.ndarray:
     return images.repeat(f, 1).repeat(f, 2) if f > 1 else images
 
 
-def make_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:
-    """Tile [N, H, W, C] images in [0, 1] into one uint8 [rows*H, cols*W, C or none] array."""
+def make_grid(images: np.ndarray, pad: int = 1, cols: int | None = None) -> np.ndarray:
+    """Tile [N, H, W, C] images in [0, 1] into one uint8 [rows*H, cols*W, C or none] array
+    (`cols` per row; default a square grid)."""
     if images.ndim == 3:
         images = images[..., None]
     n, h, w, c = images.shape
-    cols = int(math.ceil(math.sqrt(n)))
+    cols = int(cols) if cols else int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / cols))
     grid = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
     for i in range(n):

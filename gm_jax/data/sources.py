@@ -7,7 +7,7 @@ Images are [H, W, C] in [0, 1].
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from absl import logging as absl_logging
@@ -30,7 +30,9 @@ class Source(NamedTuple):
     `levels` is the number of discrete values a dimension takes (17 for the digits' grey levels 0..16,
     256 for uint8 images, 2 for binary data; 0 for continuous data), which bits/dim and
     dequantisation need. Mixture point sets also know their `modes` [K, D] and the per-coordinate
-    std `mode_std` of each component, for the mode metrics.
+    std `mode_std` of each component, for the mode metrics. Sets generated from known factors
+    (dSprites) carry a `factors` object that draws factor combinations and renders them, for the
+    disentanglement metrics.
     """
 
     train: ArraySplit
@@ -40,6 +42,7 @@ class Source(NamedTuple):
     levels: int = 0
     modes: np.ndarray | None = None
     mode_std: float = 0.0
+    factors: Any = None  # a generated set's ground-truth factors (`gm_jax.data.dsprites.FactorSet`)
 
 
 def _in_memory(x: np.ndarray, **extra: np.ndarray) -> ArraySplit:
@@ -179,9 +182,10 @@ EMBEDDED: dict[str, Callable[[], Source]] = {"digits": digits, "gmm2d": gmm2d, "
 
 
 def _embedded() -> dict[str, Callable[[], Source]]:
+    from gm_jax.data import dsprites  # procedural dSprites (gm_jax.data.dsprites)
     from gm_jax.data.points import POINT_SETS  # the 2-D sets (gm_jax.data.points)
 
-    return {**EMBEDDED, **POINT_SETS}
+    return {**EMBEDDED, "dsprites": dsprites.dsprites, "dsprites32": dsprites.dsprites32, **POINT_SETS}
 
 
 def resized(source: Source, size: int) -> Source:

@@ -36,10 +36,10 @@ def test_kl_terms_sum_to_the_minibatch_kl_estimate(estimator):
 
 def test_stratified_weights_are_a_distribution_over_the_batch():
     for m, n in ((4, 10), (64, 46080)):
-        w = np.exp(np.asarray(vae._log_importance_weights(m, n, "mss", jnp.float64)))
+        w = np.exp(np.asarray(vae._log_importance_weights(m, n, "mss", jnp.float32)))
         np.testing.assert_allclose(w.sum(1), 1.0, rtol=1e-6)
         np.testing.assert_allclose(np.diag(w), 1.0 / n, rtol=1e-6)
-    w = np.exp(np.asarray(vae._log_importance_weights(8, 100, "mws", jnp.float64)))
+    w = np.exp(np.asarray(vae._log_importance_weights(8, 100, "mws", jnp.float32)))
     np.testing.assert_allclose(w, 1.0 / 800, rtol=1e-6)
 
 
@@ -167,3 +167,16 @@ def test_disentanglement_metrics_on_data_without_factors_are_refused(tmp_path):
     with pytest.raises(UserError, match="disentanglement needs data generated from known factors"):
         train("beta_vae", cfg, str(tmp_path / "wd"))
     assert not (tmp_path / "wd").exists()
+
+
+def test_paper_scale_config_keeps_higgins_settings_and_runs_at_64_pixels(tmp_path):
+    from experiments.configs import beta_vae_dsprites
+
+    full = beta_vae_dsprites.get_config()
+    m = full.model
+    assert (m.beta, m.latent_dim, tuple(m.hidden), tuple(m.decoder_hidden)) == (4.0, 10, (1200, 1200), (1200,) * 3)
+    assert (m.activation, m.decoder_activation, m.get("decoder", "bernoulli")) == ("relu", "tanh", "bernoulli")
+    assert (full.optim.name, full.optim.lr, full.train.batch_size, full.data.name) == ("adagrad", 1e-2, 64, "dsprites")
+    r = train("beta_vae", beta_vae_dsprites.get_config("smoke"), str(tmp_path))
+    assert tuple(r.cfg.data.shape) == (64, 64, 1) and r.cfg.data.train_size == 737_280
+    assert 0.0 <= r.eval["beta_vae_score"] <= 1.0

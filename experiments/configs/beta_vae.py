@@ -13,7 +13,10 @@ fixed 4096 of them. Disentanglement metrics (gm_jax.metrics.disentanglement) at 
 evaluation: β-VAE metric (linear classifier, 1000 train / 500 eval points of 64 pairs), FactorVAE
 metric (800 / 400 votes of 64 images), MIG (10,000 images, 20 equal-width bins).
 
-Measured (seed 0, this command, 2 CPU cores): see README's Results table.
+Measured (seed 0, this command, 10k steps, 2 min 35 s on 2 CPU cores with the final metrics):
+β-VAE metric 0.826, FactorVAE metric 0.598, MIG 0.164; KL 6.19 nats = MI 5.30 + TC 0.34 + dim-wise
+0.55; test ELBO -35.77 nats. With --config.model.beta=1.0 (the VAE): 0.558, 0.263, 0.007; TC 3.32
+nats; ELBO -31.26. Paper (full dSprites): β-VAE metric 99.23% (β-VAE), 61.58% (VAE).
 """
 
 import ml_collections

@@ -21,6 +21,7 @@ REGISTRY: dict[str, ModelSpec] = {
     "vae": ModelSpec("gm_jax.models.vae", "experiments.configs.vae"),
     "beta_vae": ModelSpec("gm_jax.models.vae", "experiments.configs.beta_vae"),
     "beta_tcvae": ModelSpec("gm_jax.models.vae", "experiments.configs.beta_tcvae"),
+    "vqvae": ModelSpec("gm_jax.models.vqvae", "experiments.configs.vqvae"),
     "gan": ModelSpec("gm_jax.models.gan", "experiments.configs.gan"),
     "dcgan": ModelSpec("gm_jax.models.gan", "experiments.configs.dcgan"),
     "wgan": ModelSpec("gm_jax.models.gan", "experiments.configs.wgan"),

@@ -1,0 +1,323 @@
+"""VQ-VAE (van den Oord et al., 2017): encoder -> nearest of K codebook vectors -> decoder.
+
+Encoder: `downsample` 4x4 stride-2 convolutions (ReLU), a 3x3 convolution, `res_blocks` residual
+blocks (ReLU, 3x3 conv of `res_hidden`, ReLU, 1x1 conv), ReLU, a 1x1 convolution to `code_dim`:
+z_e on a grid of (H / 2^downsample) x (W / 2^downsample). Quantiser: z_q = e_k with k the nearest
+codebook vector in Euclidean distance; the decoder sees z_e + sg(z_q - z_e) (straight-through: the
+decoder's gradient at z_q is passed to the encoder unchanged). Decoder: the mirror, with 4x4
+stride-2 transposed convolutions in the fast sub-pixel form (`gm_jax.nn.conv`).
+
+Loss per example (sums over the latent grid and code dimensions, like the reconstruction's sum over
+pixels): -log p(x | z_q) + ||sg[z_e] - e||^2 + commitment ||z_e - sg[e]||^2, commitment = 0.25.
+With `ema=True` the codebook is not learned by gradient: it follows exponential moving averages
+of the codes' counts and encoder-output sums (decay 0.99, counts Laplace-smoothed with `ema_eps`),
+summed over the whole (sharded) batch, and the codebook term is dropped (van den Oord et al.,
+appendix; Razavi et al., 2019). Dead-code restarts (`restart_every` > 0 steps, EMA only): every code
+whose moving-average count is below `restart_threshold` is moved to an encoder output of the
+current batch.
+
+Logged every step: the batch's code perplexity exp(H(usage)) and fraction of codes used;
+`evaluate` returns per-example reconstruction nats and bits/dim and the codebook and commitment
+terms; `code_usage` (below) gives the perplexity and usage over a whole data set.
+
+`sample` draws every grid position's code independently from the codes' moving-average usage
+(`model_state["usage"]`, decay 0.99): the first stage's own, factorised prior. The paper's samples
+come from an autoregressive prior over the grid trained as a second stage, which this family does
+not have yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gm_jax.core.errors import UserError
+from gm_jax.core.state import TrainState
+from gm_jax.core.steps import init_state, make_train_step
+from gm_jax.metrics.likelihood import bits_per_dim
+from gm_jax.models.vae import bernoulli_log_prob, gaussian_image_log_prob
+from gm_jax.nn.conv import ConvTranspose2x
+
+PRECISION = jax.lax.Precision.HIGHEST
+
+
+@dataclasses.dataclass(frozen=True)
+class VQConfig:
+    """Model section of a VQ-VAE config."""
+
+    num_codes: int = 512
+    code_dim: int = 64
+    hidden: int = 128
+    res_blocks: int = 2
+    res_hidden: int = 32
+    downsample: int = 2
+    commitment: float = 0.25
+    ema: bool = False
+    ema_decay: float = 0.99
+    ema_eps: float = 1e-5
+    restart_every: int = 0
+    restart_threshold: float = 1.0
+    decoder: str = "bernoulli"  # "bernoulli" | "gaussian"
+    decoder_std: float = 0.1
+    conv_method: str = "matmul"
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> VQConfig:
+        d = dict(cfg.model)
+        d.pop("name", None)
+        try:
+            out = cls(**d)
+        except TypeError as e:
+            raise UserError(f"bad model config for vqvae: {e}") from None
+        for key in ("num_codes", "code_dim", "hidden", "res_hidden", "downsample"):
+            v = getattr(out, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise UserError(f"model.{key} must be a positive integer, got {v!r}")
+        if out.num_codes < 2:
+            raise UserError(f"model.num_codes must be at least 2, got {out.num_codes}")
+        if not isinstance(out.res_blocks, int) or out.res_blocks < 0:
+            raise UserError(f"model.res_blocks must be a non-negative integer, got {out.res_blocks!r}")
+        if not 0 < out.ema_decay < 1 or not out.ema_eps > 0 or not out.commitment >= 0:
+            raise UserError("model.ema_decay must be in (0, 1), model.ema_eps > 0 and model.commitment >= 0")
+        if out.decoder not in ("bernoulli", "gaussian"):
+            raise UserError(f"model.decoder must be bernoulli or gaussian, got {out.decoder!r}")
+        if out.restart_every and not out.ema:
+            raise UserError("model.restart_every needs model.ema=True (the restart reads the moving-average counts)")
+        return out
+
+
+class ResBlock(nn.Module):
+    hidden: int
+    res_hidden: int
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.Conv(self.res_hidden, (3, 3), name="conv3")(nn.relu(x))
+        return x + nn.Conv(self.hidden, (1, 1), name="conv1")(nn.relu(h))
+
+
+class Encoder(nn.Module):
+    cfg: VQConfig
+
+    @nn.compact
+    def __call__(self, x):  # [B, H, W, C] -> [B, h, w, D]
+        c = self.cfg
+        for i in range(c.downsample):
+            width = c.hidden if i == c.downsample - 1 else max(1, c.hidden // 2)
+            x = nn.relu(nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME", name=f"down_{i}")(x))
+        x = nn.Conv(c.hidden, (3, 3), name="conv_in")(x)
+        for i in range(c.res_blocks):
+            x = ResBlock(c.hidden, c.res_hidden, name=f"res_{i}")(x)
+        return nn.Conv(c.code_dim, (1, 1), name="to_code")(nn.relu(x))
+
+
+class Decoder(nn.Module):
+    cfg: VQConfig
+    channels: int
+
+    @nn.compact
+    def __call__(self, z):  # [B, h, w, D] -> [B, H, W, C] logits
+        c = self.cfg
+        x = nn.Conv(c.hidden, (3, 3), name="conv_in")(z)
+        for i in range(c.res_blocks):
+            x = ResBlock(c.hidden, c.res_hidden, name=f"res_{i}")(x)
+        x = nn.relu(x)
+        for i in range(c.downsample):
+            last = i == c.downsample - 1
+            x = ConvTranspose2x(self.channels if last else max(1, c.hidden // 2), method=c.conv_method, name=f"up_{i}")(
+                x
+            )
+            if not last:
+                x = nn.relu(x)
+        return x
+
+
+class VQVAE(nn.Module):
+    cfg: VQConfig
+    shape: tuple
+
+    def setup(self):
+        self.encoder = Encoder(self.cfg)
+        self.decoder = Decoder(self.cfg, self.shape[-1])
+        if not self.cfg.ema:
+            init = nn.initializers.variance_scaling(1.0, "fan_in", "uniform")
+            self.codebook = self.param("codebook", init, (self.cfg.num_codes, self.cfg.code_dim))
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def __call__(self, x):
+        return self.decode(self.encode(x))
+
+
+def quantize(z_e: jax.Array, codebook: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Nearest codebook vector of each code: (indices [...], z_q [..., D]). Ties: the lowest index."""
+    flat = z_e.reshape(-1, z_e.shape[-1])
+    d2 = (
+        jnp.sum(flat**2, 1, keepdims=True)
+        - 2.0 * jnp.matmul(flat, codebook.T, precision=PRECISION)
+        + jnp.sum(codebook**2, 1)[None]
+    )
+    idx = jnp.argmin(d2, 1)
+    return idx.reshape(z_e.shape[:-1]), codebook[idx].reshape(z_e.shape)
+
+
+def straight_through(z_e: jax.Array, z_q: jax.Array) -> jax.Array:
+    """z_q in the forward pass; the identity's gradient to z_e in the backward pass."""
+    return z_e + jax.lax.stop_gradient(z_q - z_e)
+
+
+def ema_update(count, total, z_e, idx, decay: float, eps: float):
+    """One EMA step of the codebook statistics and the codebook they give.
+
+    count [K], total [K, D]: the moving averages; z_e [N, D] and idx [N]: this batch's encoder
+    outputs and their codes (the whole global batch: under `jit` a sharded batch is summed over its
+    devices by XLA). Returns (count, total, codebook [K, D]).
+    """
+    k = count.shape[0]
+    onehot = jax.nn.one_hot(idx.reshape(-1), k, dtype=z_e.dtype)
+    n_k = onehot.sum(0)
+    s_k = jnp.matmul(onehot.T, z_e.reshape(-1, z_e.shape[-1]), precision=PRECISION)
+    count = decay * count + (1 - decay) * n_k
+    total = decay * total + (1 - decay) * s_k
+    n = jnp.sum(count)
+    smoothed = (count + eps) / (n + k * eps) * n
+    return count, total, total / smoothed[:, None]
+
+
+def _usage(idx: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    p = jnp.mean(jax.nn.one_hot(idx.reshape(-1), k), 0)
+    entropy = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0))
+    return jnp.exp(entropy), jnp.mean(p > 0)
+
+
+def _model(cfg: Any) -> VQVAE:
+    m = VQConfig.from_cfg(cfg)
+    shape = tuple(cfg.data.shape)
+    f = 2**m.downsample
+    if len(shape) != 3 or shape[0] % f or shape[1] % f:
+        raise UserError(f"vqvae with downsample={m.downsample} needs images with sides divisible by {f}; got {shape}")
+    return VQVAE(m, shape)
+
+
+def _codebook(state_params, model_state):
+    return model_state["codebook"] if "codebook" in (model_state or {}) else state_params["codebook"]
+
+
+def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
+    model = _model(cfg)
+    k1, k2 = jax.random.split(key)
+    params = model.init(k1, jnp.asarray(example_batch["x"][:1]))["params"]
+    m = model.cfg
+    model_state = {"usage": jnp.full((m.num_codes,), 1.0 / m.num_codes, jnp.float32)}
+    if m.ema:
+        book = jax.random.normal(k2, (m.num_codes, m.code_dim)) * 0.1
+        model_state.update(codebook=book, count=jnp.ones((m.num_codes,)), total=book)
+    return init_state(params, cfg, model_state)
+
+
+def _log_px(m: VQConfig, x, logits):
+    x, logits = x.reshape(x.shape[0], -1), logits.reshape(logits.shape[0], -1)
+    return (
+        gaussian_image_log_prob(x, logits, m.decoder_std) if m.decoder == "gaussian" else bernoulli_log_prob(x, logits)
+    )
+
+
+def forward(model: VQVAE, params, model_state, x):
+    """(log p(x | z_q) [B], codebook term [B], commitment term [B], z_e, idx)."""
+    book = _codebook(params, model_state)
+    z_e = model.apply({"params": params}, x, method=VQVAE.encode)
+    idx, z_q = quantize(z_e, book)
+    logits = model.apply({"params": params}, straight_through(z_e, z_q), method=VQVAE.decode)
+    sq = lambda a: jnp.sum(a.reshape(a.shape[0], -1) ** 2, 1)  # noqa: E731
+    codebook_term = sq(jax.lax.stop_gradient(z_e) - z_q)
+    commit = sq(z_e - jax.lax.stop_gradient(z_q))
+    return _log_px(model.cfg, x, logits), codebook_term, commit, z_e, idx
+
+
+def loss_fn(params, model_state, batch, rng, cfg, step):
+    model = _model(cfg)
+    m = model.cfg
+    x = batch["x"]
+    log_px, cb, commit, z_e, idx = forward(model, params, model_state, x)
+    loss = -log_px + m.commitment * commit + (0.0 if m.ema else cb)
+    perplexity, used = _usage(idx, m.num_codes)
+    metrics = {"recon": -jnp.mean(log_px), "commitment": jnp.mean(commit), "perplexity": perplexity, "codes_used": used}
+    freq = jnp.mean(jax.nn.one_hot(idx.reshape(-1), m.num_codes), 0)
+    new_state = {"usage": 0.99 * model_state["usage"] + 0.01 * freq}
+    if m.ema:
+        zs = jax.lax.stop_gradient(z_e).reshape(-1, m.code_dim)
+        count, total, book = ema_update(model_state["count"], model_state["total"], zs, idx, m.ema_decay, m.ema_eps)
+        if m.restart_every:
+            dead = count < m.restart_threshold
+            pick = jax.random.randint(rng, (m.num_codes,), 0, zs.shape[0])
+            do = (step + 1) % m.restart_every == 0
+            restart = dead & do
+            book = jnp.where(restart[:, None], zs[pick], book)
+            total = jnp.where(restart[:, None], zs[pick], total)
+            count = jnp.where(restart, 1.0, count)
+            metrics["codes_restarted"] = jnp.sum(restart).astype(jnp.float32)
+        new_state.update(codebook=book, count=count, total=total)
+    return jnp.mean(loss), (metrics, new_state)
+
+
+train_step = make_train_step(loss_fn)
+
+
+def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
+    """Per-example: reconstruction -log p(x | z_q) in nats and bits/dim, codebook and commitment terms."""
+    del key
+    model = _model(cfg)
+    x = batch["x"]
+    log_px, cb, commit, _, _ = forward(model, state.eval_params(), state.model_state, x)
+    d = int(np.prod(x.shape[1:]))
+    return {"recon_nats": -log_px, "recon_bpd": bits_per_dim(-log_px, d), "codebook_sq": cb, "commitment_sq": commit}
+
+
+def codes(state: TrainState, x: jax.Array, cfg: Any) -> jax.Array:
+    """Code indices [B, h, w] of images."""
+    model = _model(cfg)
+    params = state.eval_params()
+    z_e = model.apply({"params": params}, x, method=VQVAE.encode)
+    return quantize(z_e, _codebook(params, state.model_state))[0]
+
+
+def decode_codes(state: TrainState, idx: jax.Array, cfg: Any) -> jax.Array:
+    """Bernoulli (or Gaussian) means [B, H, W, C] of code grids [B, h, w]."""
+    model = _model(cfg)
+    params = state.eval_params()
+    z_q = _codebook(params, state.model_state)[idx]
+    return jax.nn.sigmoid(model.apply({"params": params}, z_q, method=VQVAE.decode))
+
+
+def reconstruct(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> jax.Array:
+    del key
+    return decode_codes(state, codes(state, batch["x"], cfg), cfg)
+
+
+def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
+    """n images [n, H, W, C] from codes drawn independently per position from the moving-average
+    code usage (see the module docstring)."""
+    model = _model(cfg)
+    h, w = (s // 2**model.cfg.downsample for s in tuple(cfg.data.shape)[:2])
+    logits = jnp.log(jnp.maximum(state.model_state["usage"], 1e-12))
+    idx = jax.random.categorical(key, logits, shape=(n, h, w))
+    return decode_codes(state, idx, cfg)
+
+
+def code_usage(all_codes: np.ndarray, k: int) -> dict:
+    """Perplexity exp(H) of the code histogram over a whole set, the fraction of the K codes used, and
+    the histogram itself (counts [K])."""
+    counts = np.bincount(np.asarray(all_codes).reshape(-1), minlength=k).astype(np.float64)
+    p = counts / counts.sum()
+    h = -np.sum(p[p > 0] * np.log(p[p > 0]))
+    return {"perplexity": float(math.exp(h)), "codes_used": float(np.mean(counts > 0)), "counts": counts}

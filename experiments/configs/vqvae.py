@@ -7,8 +7,11 @@ code grid), 2 residual blocks of 64 channels (32 in the residual branch), K = 64
 dimensions, commitment 0.25, EMA codebook (decay 0.99), dead-code restarts every 500 steps, Bernoulli
 decoder on dynamically binarised digits, Adam 2e-4 (the paper's), batch 100.
 
-Measured: see README's Results table. Paper: CIFAR-10 4.67 bits/dim with its PixelCNN prior
-(second stage, not in this family yet).
+Measured (seed 0, this command, 5000 steps, 3 min 6 s on 2 CPU cores with the final evaluation):
+test reconstruction 11.98 nats (0.270 bits/dim); bound under the factorised code-usage prior 28.51
+nats = 0.643 bits/dim (prior 16.53 nats); per-step perplexity 57 of 64 codes; samples digits-FID
+3.12, precision 0.35, recall 0.93. Paper: CIFAR-10 4.67 bits/dim with its PixelCNN prior (a second
+stage, not in this family yet).
 """
 
 import ml_collections

@@ -17,8 +17,9 @@ whose moving-average count is below `restart_threshold` is moved to an encoder o
 current batch.
 
 Logged every step: the batch's code perplexity exp(H(usage)) and fraction of codes used;
-`evaluate` returns per-example reconstruction nats and bits/dim and the codebook and commitment
-terms; `code_usage` (below) gives the perplexity and usage over a whole data set.
+`evaluate` returns per-example reconstruction nats and bits/dim, the codebook and commitment
+terms and the bound under the usage prior below; `code_usage` gives the perplexity and usage over
+a whole data set.
 
 `sample` draws every grid position's code independently from the codes' moving-average usage
 (`model_state["usage"]`, decay 0.99): the first stage's own, factorised prior. The paper's samples
@@ -274,13 +275,26 @@ train_step = make_train_step(loss_fn)
 
 
 def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
-    """Per-example: reconstruction -log p(x | z_q) in nats and bits/dim, codebook and commitment terms."""
+    """Per-example: reconstruction -log p(x | z_q) in nats and bits/dim, codebook and commitment
+    terms, and the two-stage bound -log p(x) <= -log p(x | z_q) - log p(z_q) under the factorised
+    usage prior (`prior_nats`, `bound_nats`, `bound_bpd`)."""
     del key
     model = _model(cfg)
     x = batch["x"]
-    log_px, cb, commit, _, _ = forward(model, state.eval_params(), state.model_state, x)
+    log_px, cb, commit, _, idx = forward(model, state.eval_params(), state.model_state, x)
     d = int(np.prod(x.shape[1:]))
-    return {"recon_nats": -log_px, "recon_bpd": bits_per_dim(-log_px, d), "codebook_sq": cb, "commitment_sq": commit}
+    log_usage = jnp.log(jnp.maximum(state.model_state["usage"], 1e-12))
+    prior = -jnp.sum(log_usage[idx].reshape(idx.shape[0], -1), 1)
+    bound = -log_px + prior
+    return {
+        "recon_nats": -log_px,
+        "recon_bpd": bits_per_dim(-log_px, d),
+        "prior_nats": prior,
+        "bound_nats": bound,
+        "bound_bpd": bits_per_dim(bound, d),
+        "codebook_sq": cb,
+        "commitment_sq": commit,
+    }
 
 
 def codes(state: TrainState, x: jax.Array, cfg: Any) -> jax.Array:

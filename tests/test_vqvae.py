@@ -108,3 +108,64 @@ def test_bad_vqvae_settings_are_refused_before_anything_is_written(tmp_path, ove
     with pytest.raises(UserError, match=needle):
         train("vqvae", cfg, str(tmp_path / "wd"))
     assert not (tmp_path / "wd").exists()
+
+
+def test_the_prior_is_causal_in_raster_order():
+    from gm_jax.models.vqvae import CausalPrior, PriorConfig
+
+    prior = CausalPrior(8, 6, PriorConfig(layers=2, width=16, heads=2))
+    idx = jnp.asarray(np.random.default_rng(0).integers(0, 8, (3, 6)), jnp.int32)
+    params = prior.init(jax.random.key(0), idx)["params"]
+    base = prior.apply({"params": params}, idx)
+    for i in range(6):
+        changed = idx.at[:, i:].set((idx[:, i:] + 3) % 8)  # codes from position i on
+        got = prior.apply({"params": params}, changed)
+        np.testing.assert_allclose(np.asarray(got[:, : i + 1]), np.asarray(base[:, : i + 1]), rtol=1e-5, atol=1e-5)
+        if i < 5:
+            assert np.abs(np.asarray(got[:, i + 1 :]) - np.asarray(base[:, i + 1 :])).max() > 1e-4
+
+
+def test_prior_stage_trains_on_the_frozen_first_stage_and_resumes_bit_exactly(tmp_path):
+    first = train("vqvae", load_config("vqvae", "smoke"), str(tmp_path / "one"))
+    cfg = load_config("vqvae", "smoke")
+    cfg.train.init_from = str(tmp_path / "one")
+    full = train("vqvae", cfg, str(tmp_path / "prior"))
+    frozen = full.state.model_state["first"]["params"]
+    for u, v in zip(jax.tree.leaves(frozen), jax.tree.leaves(first.state.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    assert full.eval["recon_nats"] == pytest.approx(first.eval["recon_nats"], rel=1e-6)  # same first stage
+    assert full.eval["bound_nats"] == pytest.approx(full.eval["recon_nats"] + full.eval["prior_nats"], rel=1e-6)
+    cfg2 = load_config("vqvae", "smoke")
+    cfg2.train.update(init_from=str(tmp_path / "one"), num_steps=2)
+    train("vqvae", cfg2, str(tmp_path / "resumed"))
+    cfg2.train.num_steps = 3
+    again = train("vqvae", cfg2, str(tmp_path / "resumed"))
+    for u, v in zip(jax.tree.leaves(full.state), jax.tree.leaves(again.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
+def test_prior_stage_needs_a_vqvae_first_stage_with_the_same_model(tmp_path):
+    from gm_jax.core.errors import UserError
+
+    train("vae", load_config("vae", "smoke"), str(tmp_path / "vae"))
+    cfg = load_config("vqvae", "smoke")
+    cfg.train.init_from = str(tmp_path / "vae")
+    with pytest.raises(UserError, match="starts from a finished VQ-VAE first stage"):
+        train("vqvae", cfg, str(tmp_path / "p1"))
+    train("vqvae", load_config("vqvae", "smoke"), str(tmp_path / "one"))
+    cfg = load_config("vqvae", "smoke")
+    cfg.train.init_from = str(tmp_path / "one")
+    cfg.model.num_codes = 16
+    with pytest.raises(UserError, match=r"model section must be the first stage's; differs in \['num_codes'\]"):
+        train("vqvae", cfg, str(tmp_path / "p2"))
+    assert not (tmp_path / "p1").exists() and not (tmp_path / "p2").exists()
+
+
+def test_paper_scale_config_keeps_the_papers_settings():
+    from experiments.configs import vqvae_cifar10
+
+    c = vqvae_cifar10.get_config()
+    m = c.model
+    assert (m.num_codes, m.hidden, m.res_blocks, m.downsample, m.commitment) == (512, 256, 2, 2, 0.25)
+    assert (c.optim.name, c.optim.lr, c.train.batch_size, c.train.num_steps) == ("adam", 2e-4, 128, 250_000)
+    assert c.data.name == "tfds:cifar10"

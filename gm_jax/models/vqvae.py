@@ -22,16 +22,22 @@ terms and the bound under the usage prior below; `code_usage` gives the perplexi
 a whole data set.
 
 `sample` draws every grid position's code independently from the codes' moving-average usage
-(`model_state["usage"]`, decay 0.99): the first stage's own, factorised prior. The paper's samples
-come from an autoregressive prior over the grid trained as a second stage, which this family does
-not have yet.
+(`model_state["usage"]`, decay 0.99): the first stage's own, factorised prior.
+
+Second stage (`--config.train.init_from=<first stage's workdir>`): an autoregressive prior over the
+code grid in raster order, a small causal transformer (`prior` section: layers, width, heads; the
+paper uses a gated PixelCNN), trained on the frozen first stage's codes of the training data. Its
+`sample` draws code grids position by position and decodes them; its `evaluate` reports the
+two-stage bound -log p(x) <= -log p(x | z_q) - log p_prior(z_q) in nats and bits/dim, as the paper
+reports its bits/dim. The first stage's network is rebuilt from the run's `model` section, which
+must be the first stage's (checked at start).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -210,12 +216,92 @@ def _model(cfg: Any) -> VQVAE:
     return VQVAE(m, shape)
 
 
+class PriorConfig(NamedTuple):
+    layers: int = 2
+    width: int = 128
+    heads: int = 4
+
+
+def _prior_cfg(cfg: Any) -> PriorConfig:
+    d = dict(cfg.get("prior", {}))
+    try:
+        p = PriorConfig(**d)
+    except TypeError as e:
+        raise UserError(f"bad prior config for vqvae: {e}") from None
+    for key in ("layers", "width", "heads"):
+        v = getattr(p, key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise UserError(f"prior.{key} must be a positive integer, got {v!r}")
+    if p.width % p.heads:
+        raise UserError(f"prior.width={p.width} must be a multiple of prior.heads={p.heads}")
+    return p
+
+
+class CausalPrior(nn.Module):
+    """Logits of p(code_i | code_<i) over a flattened code grid [B, L] -> [B, L, K] (a pre-LN
+    transformer; the input at position i is the code at i - 1, a start token at 0)."""
+
+    num_codes: int
+    length: int
+    cfg: PriorConfig
+
+    @nn.compact
+    def __call__(self, idx: jax.Array) -> jax.Array:
+        b, length = idx.shape
+        prev = jnp.concatenate([jnp.full((b, 1), self.num_codes, idx.dtype), idx[:, :-1]], 1)
+        h = nn.Embed(self.num_codes + 1, self.cfg.width, name="embed")(prev)
+        h = h + self.param("pos", nn.initializers.normal(0.02), (self.length, self.cfg.width))[None, :length]
+        mask = nn.make_causal_mask(jnp.ones((b, length)))
+        for i in range(self.cfg.layers):
+            a = nn.LayerNorm(name=f"ln_a{i}")(h)
+            h = h + nn.MultiHeadDotProductAttention(self.cfg.heads, name=f"attn_{i}")(a, a, mask=mask)
+            m = nn.LayerNorm(name=f"ln_m{i}")(h)
+            h = h + nn.Dense(self.cfg.width, name=f"mlp_out{i}")(
+                nn.gelu(nn.Dense(4 * self.cfg.width, name=f"mlp_in{i}")(m))
+            )
+        return nn.Dense(self.num_codes, name="logits")(nn.LayerNorm(name="ln_f")(h))
+
+
+def _grid(cfg: Any, m: VQConfig) -> tuple[int, int]:
+    h, w = tuple(cfg.data.shape)[:2]
+    return h // 2**m.downsample, w // 2**m.downsample
+
+
+def _is_prior(state_or_model_state) -> bool:
+    ms = getattr(state_or_model_state, "model_state", state_or_model_state)
+    return isinstance(ms, dict) and "first" in ms
+
+
+def _first(state: TrainState) -> TrainState:
+    """The frozen first stage of a prior-stage state, as a TrainState its functions accept."""
+    f = state.model_state["first"]
+    return TrainState.create(params=f["params"], model_state=f["model_state"])
+
+
 def _codebook(state_params, model_state):
     return model_state["codebook"] if "codebook" in (model_state or {}) else state_params["codebook"]
 
 
-def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
+def init(key: jax.Array, cfg: Any, example_batch: dict, parent: Any = None) -> TrainState:
+    """The first stage's parameters, or with `parent` (train.init_from) the prior stage's: the causal
+    prior's parameters, the first stage frozen in `model_state["first"]`."""
     model = _model(cfg)
+    if parent is not None:
+        if parent.cfg.get("model_name") != "vqvae" or _is_prior(parent.state):
+            raise UserError(
+                f"train.init_from={parent.workdir}: the prior stage starts from a finished VQ-VAE first stage; "
+                f"that run is {parent.cfg.get('model_name')!r}"
+                + (" (a prior stage)" if _is_prior(parent.state) else "")
+            )
+        mine, theirs = dict(cfg.model), dict(parent.cfg.model)
+        if mine != theirs:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise UserError(f"the prior stage's model section must be the first stage's; differs in {diff}")
+        h, w = _grid(cfg, model.cfg)
+        prior = CausalPrior(model.cfg.num_codes, h * w, _prior_cfg(cfg))
+        params = prior.init(key, jnp.zeros((1, h * w), jnp.int32))["params"]
+        first = {"params": parent.state.eval_params(), "model_state": parent.state.model_state}
+        return init_state(params, cfg, {"first": first})
     k1, k2 = jax.random.split(key)
     params = model.init(k1, jnp.asarray(example_batch["x"][:1]))["params"]
     m = model.cfg
@@ -245,7 +331,22 @@ def forward(model: VQVAE, params, model_state, x):
     return _log_px(model.cfg, x, logits), codebook_term, commit, z_e, idx
 
 
+def _prior_nll(params, first: TrainState, x, cfg) -> jax.Array:
+    """-log p_prior(codes of x) [B] under the causal prior `params`."""
+    m = VQConfig.from_cfg(cfg)
+    h, w = _grid(cfg, m)
+    idx = jax.lax.stop_gradient(codes(first, x, cfg)).reshape(x.shape[0], h * w)
+    logits = CausalPrior(m.num_codes, h * w, _prior_cfg(cfg)).apply({"params": params}, idx)
+    logp = jax.nn.log_softmax(logits, -1)
+    return -jnp.sum(jnp.take_along_axis(logp, idx[..., None], -1)[..., 0], 1)
+
+
 def loss_fn(params, model_state, batch, rng, cfg, step):
+    if _is_prior(model_state):
+        f = model_state["first"]
+        first = TrainState.create(params=f["params"], model_state=f["model_state"])
+        nll = _prior_nll(params, first, batch["x"], cfg)
+        return jnp.mean(nll), ({"prior_nats": jnp.mean(nll)}, model_state)
     model = _model(cfg)
     m = model.cfg
     x = batch["x"]
@@ -281,10 +382,14 @@ def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
     del key
     model = _model(cfg)
     x = batch["x"]
-    log_px, cb, commit, _, idx = forward(model, state.eval_params(), state.model_state, x)
+    first = _first(state) if _is_prior(state) else state
+    log_px, cb, commit, _, idx = forward(model, first.eval_params(), first.model_state, x)
     d = int(np.prod(x.shape[1:]))
-    log_usage = jnp.log(jnp.maximum(state.model_state["usage"], 1e-12))
-    prior = -jnp.sum(log_usage[idx].reshape(idx.shape[0], -1), 1)
+    if _is_prior(state):
+        prior = _prior_nll(state.eval_params(), first, x, cfg)
+    else:
+        log_usage = jnp.log(jnp.maximum(state.model_state["usage"], 1e-12))
+        prior = -jnp.sum(log_usage[idx].reshape(idx.shape[0], -1), 1)
     bound = -log_px + prior
     return {
         "recon_nats": -log_px,
@@ -315,6 +420,7 @@ def decode_codes(state: TrainState, idx: jax.Array, cfg: Any) -> jax.Array:
 
 def reconstruct(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> jax.Array:
     del key
+    state = _first(state) if _is_prior(state) else state
     return decode_codes(state, codes(state, batch["x"], cfg), cfg)
 
 
@@ -322,10 +428,21 @@ def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
     """n images [n, H, W, C] from codes drawn independently per position from the moving-average
     code usage (see the module docstring)."""
     model = _model(cfg)
-    h, w = (s // 2**model.cfg.downsample for s in tuple(cfg.data.shape)[:2])
-    logits = jnp.log(jnp.maximum(state.model_state["usage"], 1e-12))
-    idx = jax.random.categorical(key, logits, shape=(n, h, w))
-    return decode_codes(state, idx, cfg)
+    m = model.cfg
+    h, w = _grid(cfg, m)
+    if not _is_prior(state):
+        logits = jnp.log(jnp.maximum(state.model_state["usage"], 1e-12))
+        idx = jax.random.categorical(key, logits, shape=(n, h, w))
+        return decode_codes(state, idx, cfg)
+    prior = CausalPrior(m.num_codes, h * w, _prior_cfg(cfg))
+    params = state.eval_params()
+
+    def body(i, idx):
+        logits = prior.apply({"params": params}, idx)[:, i]
+        return idx.at[:, i].set(jax.random.categorical(jax.random.fold_in(key, i), logits))
+
+    idx = jax.lax.fori_loop(0, h * w, body, jnp.zeros((n, h * w), jnp.int32))
+    return decode_codes(_first(state), idx.reshape(n, h, w), cfg)
 
 
 def code_usage(all_codes: np.ndarray, k: int) -> dict:

@@ -364,3 +364,20 @@ def test_set_level_output_of_evaluate_is_named(tmp_path):
     with pytest.raises(UserError, match=r"metric 'setwise' has shape \(\)"):
         loop.train(_faulty_family(eval_shape=()), cfg, str(tmp_path / "wd"))
     assert not (tmp_path / "wd").exists()
+
+
+def test_per_example_vectors_are_averaged_over_the_test_set_summarized_and_drawn(tmp_path):
+    cfg = _toy_cfg("toy_hist")
+    cfg.eval.update(batch_size=24, num_examples=-1)  # 297 digits: the last batch is padded (masked rows)
+    r = loop.train(toy_families.toy_hist, cfg, str(tmp_path))
+    data = _data_for(r.cfg)
+    first = data.source.test.get(np.arange(data.source.test.size))
+    first = np.asarray(first["x"] if isinstance(first, dict) else first).reshape(data.source.test.size, -1)[:, 0]
+    want = np.bincount(np.clip((first * 4).astype(int), 0, 3), minlength=4) / len(first)
+    assert r.eval["bin_total"] == pytest.approx(1.0) and r.eval["bin_first"] == pytest.approx(want[0])
+    assert (tmp_path / "samples" / "bin_eval.png").exists()
+    # without `summarize`, a vector metric is refused before anything is written
+    fam = types.SimpleNamespace(**{k: v for k, v in vars(toy_families.toy_hist).items() if k != "summarize"})
+    with pytest.raises(UserError, match=r"metric 'bin' has shape \(24, 4\)"):
+        loop.train(fam, cfg, str(tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()

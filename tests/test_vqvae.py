@@ -85,6 +85,9 @@ def test_vqvae_run_trains_restarts_dead_codes_and_resumes_bit_exactly(tmp_path):
     assert np.isfinite(r.eval["recon_nats"]) and r.step_compilations == 1
     rows = (tmp_path / "a" / "metrics.jsonl").read_text()
     assert '"codes_restarted"' in rows and '"perplexity"' in rows
+    # codebook health over the whole test set, and its histogram
+    assert 1.0 <= r.eval["codebook_perplexity"] <= 8 and 0 < r.eval["codebook_used"] <= 1
+    assert (tmp_path / "a" / "samples" / "code_frequency_eval.png").exists()
     # resumed from the step-2 checkpoint: the same final state, codebook statistics included
     cfg2 = load_config("vqvae", "smoke")
     cfg2.train.num_steps = 2

@@ -188,3 +188,23 @@ def _prior_sample(state, key, n, cfg):
 toy_prior = types.SimpleNamespace(
     init=_prior_init, train_step=make_train_step(_prior_loss), evaluate=_prior_eval, sample=_prior_sample
 )
+
+# ---------------------------------------------------------------- set-level statistics of per-example vectors
+
+
+def _hist_eval(state, batch, key, cfg):
+    """The EM toy's evaluation plus a per-example vector: which of 4 bins the first pixel falls in."""
+    out = _em_eval(state, batch, key, cfg)
+    x = batch["x"].reshape(batch["x"].shape[0], -1)[:, 0]
+    out["bin"] = jax.nn.one_hot(jnp.clip((x * 4).astype(jnp.int32), 0, 3), 4)
+    return out
+
+
+def _hist_summarize(vectors, cfg):
+    p = np.asarray(vectors["bin"])
+    return {"bin_total": float(p.sum()), "bin_first": float(p[0])}
+
+
+toy_hist = types.SimpleNamespace(
+    init=_em_init, train_step=_em_step, evaluate=_hist_eval, sample=_em_sample, summarize=_hist_summarize
+)

@@ -16,7 +16,10 @@ drawn row by row at every sampling as samples/<name>_step_N.png) and `encode(sta
 codes [B, Z]` (a representation; on data generated from known factors, with `eval.disentanglement`
 on, it is scored by `gm_jax.metrics.disentanglement`: the β-VAE and FactorVAE metrics and MIG in
 eval.json, their sample sizes from `eval.beta_vae_train`, `beta_vae_eval`, `factor_vae_train`,
-`factor_vae_eval`, `mig_samples`, `pairs`).
+`factor_vae_eval`, `mig_samples`, `pairs`), and `summarize(vectors, cfg) -> {name: scalar}`: with
+it, `evaluate` may also return per-example vectors [B, K] (e.g. code frequencies), which the loop
+averages over the test set; their summary goes to eval.json and each mean vector is drawn as a bar
+chart, samples/<name>_eval.png.
 
 What a family can read besides its own config sections:
 - `state.step` inside `train_step` (the generic step passes it to the loss as `step`): the number of
@@ -326,10 +329,12 @@ class _Run:
                 batch.pop("mask")
                 out = jax.eval_shape(lambda s, b, c=ecfg: fam.evaluate(s, b, self.eval_key, c), abstract, batch)
                 for k, v in out.items():
-                    if tuple(v.shape) != (bs,):
+                    vector = len(v.shape) == 2 and v.shape[0] == bs and hasattr(fam, "summarize")
+                    if tuple(v.shape) != (bs,) and not vector:
                         raise UserError(
-                            f"evaluate's metric {k!r} has shape {tuple(v.shape)}; it must be per-example [{bs}] "
-                            "(set-level metrics come from the sample-quality stage)"
+                            f"evaluate's metric {k!r} has shape {tuple(v.shape)}; it must be per-example [{bs}], or "
+                            f"[{bs}, K] for a family with `summarize` (set-level metrics of samples come from the "
+                            "sample-quality stage)"
                         )
                 self._check_quality(ecfg, section)
             if hasattr(fam, "sample"):
@@ -476,16 +481,26 @@ class _Run:
                 lambda s, b, k: self.family.evaluate(s, b, k, eval_cfg),
                 in_shardings=(self.repl, self.data_sharding, self.repl),
             )
-        sums: dict[str, float] = {}
+        sums: dict[str, Any] = {}
         count = 0.0
         for i, batch in enumerate(self.data.eval_batches(bs, eval_cfg.get("eval", {}).get("num_examples", -1))):
             mask = batch.pop("mask")
             out = fn(state, parallel.shard_batch(batch, self.mesh), jax.random.fold_in(self.eval_key, i))
             out = parallel.to_host(out)
             for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v, np.float64) * mask))
+                v = np.asarray(v, np.float64)
+                part = np.sum(v * mask.reshape((-1,) + (1,) * (v.ndim - 1)), 0)  # a scalar, or [K] for a vector metric
+                sums[k] = sums.get(k, 0.0) + (float(part) if v.ndim == 1 else part)
             count += float(mask.sum())
-        ev = {k: v / max(count, 1.0) for k, v in sums.items()}
+        means = {k: v / max(count, 1.0) for k, v in sums.items()}
+        ev = {k: v for k, v in means.items() if np.ndim(v) == 0}
+        vectors = {k: v for k, v in means.items() if np.ndim(v) == 1}
+        if vectors:
+            # Set-level statistics of per-example vectors (e.g. a code histogram): the family's
+            # summary in eval.json, each vector drawn as a bar chart.
+            ev.update({k: float(v) for k, v in self.family.summarize(vectors, eval_cfg).items()})
+            for k, v in vectors.items():
+                self.writer.bars(f"samples/{k}_eval", v)
         return {**ev, **self.sample_quality(state, eval_cfg), **self.disentanglement(state, eval_cfg)}
 
     def encode_images(self, state, images: np.ndarray) -> np.ndarray:

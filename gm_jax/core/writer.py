@@ -154,6 +154,32 @@ class Writer:
         out.save(path)
         return path
 
+    def bars(self, name: str, values: np.ndarray, height: int = 160) -> str | None:
+        """Save a bar chart of values [K] (non-negative, e.g. a histogram) at <workdir>/<name>.png:
+        one bar per entry, at least 2 pixels wide, heights relative to the largest."""
+        if not self.enabled:
+            return None
+        from PIL import Image
+
+        v = np.nan_to_num(np.asarray(values, np.float64).reshape(-1), nan=0.0).clip(min=0.0)
+        k = len(v)
+        bar = max(2, 512 // max(k, 1))
+        img = np.full((height + 8, k * bar + 8, 3), 255, np.uint8)
+        top = v / v.max() if v.max() > 0 else v
+        for i, t in enumerate(top):
+            h = int(round(t * height))
+            if h:
+                img[4 + height - h : 4 + height, 4 + i * bar : 4 + (i + 1) * bar - (1 if bar > 2 else 0)] = (
+                    40,
+                    90,
+                    160,
+                )
+        img[4 + height, 4 : 4 + k * bar] = 0  # baseline
+        path = os.path.join(self.workdir, name + ".png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Image.fromarray(img).save(path)
+        return path
+
     def image_grid(self, name: str, images: np.ndarray, cols: int | None = None) -> str | None:
         """Save images [N, H, W, C] in [0, 1] as one PNG grid at <workdir>/<name>.png; return its path.
 

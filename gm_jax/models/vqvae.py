@@ -18,8 +18,9 @@ current batch.
 
 Logged every step: the batch's code perplexity exp(H(usage)) and fraction of codes used;
 `evaluate` returns per-example reconstruction nats and bits/dim, the codebook and commitment
-terms and the bound under the usage prior below; `code_usage` gives the perplexity and usage over
-a whole data set.
+terms and the bound under the usage prior below, and each example's code frequencies, from which
+the loop's evaluation reports the perplexity and the fraction of codes used over the whole test set
+(`summarize`) and draws the set's code histogram (samples/code_frequency_eval.png).
 
 `sample` draws every grid position's code independently from the codes' moving-average usage
 (`model_state["usage"]`, decay 0.99): the first stage's own, factorised prior.
@@ -399,7 +400,20 @@ def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
         "bound_bpd": bits_per_dim(bound, d),
         "codebook_sq": cb,
         "commitment_sq": commit,
+        # per example, the share of its grid positions on each code: averaged over the test set by
+        # the loop, the set's code histogram (see `summarize`)
+        "code_frequency": jnp.mean(jax.nn.one_hot(idx.reshape(idx.shape[0], -1), model.cfg.num_codes), 1),
     }
+
+
+def summarize(vectors: dict, cfg: Any) -> dict:
+    """Codebook health over the whole evaluation set from its code histogram: perplexity exp(H) and
+    the fraction of the K codes used."""
+    del cfg
+    p = np.asarray(vectors["code_frequency"], np.float64)
+    p = p / max(p.sum(), 1e-300)
+    h = -np.sum(p[p > 0] * np.log(p[p > 0]))
+    return {"codebook_perplexity": float(math.exp(h)), "codebook_used": float(np.mean(p > 0))}
 
 
 def codes(state: TrainState, x: jax.Array, cfg: Any) -> jax.Array:

@@ -180,3 +180,24 @@ def test_paper_scale_config_keeps_higgins_settings_and_runs_at_64_pixels(tmp_pat
     r = train("beta_vae", beta_vae_dsprites.get_config("smoke"), str(tmp_path))
     assert tuple(r.cfg.data.shape) == (64, 64, 1) and r.cfg.data.train_size == 737_280
     assert 0.0 <= r.eval["beta_vae_score"] <= 1.0
+
+
+def test_tfds_dsprites_reads_binary_images_and_their_factors(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from gm_jax.data.sources import get_source
+
+    with tfds.testing.mock_data(num_examples=40):
+        src = get_source("tfds:dsprites")
+        got = src.train.get(np.arange(5))
+        assert got["x"].shape == (5, 64, 64, 1) and set(np.unique(got["x"])) <= {0.0, 1.0}
+        assert got["factors"].shape == (5, 5) and (got["factors"] < np.asarray(dsprites.FULL_SIZES)).all()
+        assert src.levels == 2 and src.train.size + src.test.size == 40
+        assert src.factors is None  # a partial set: chosen factors cannot be looked up
+        cfg = load_config("beta_vae", "smoke")
+        cfg.data.name = "tfds:dsprites"
+        with pytest.raises(UserError, match="disentanglement needs data generated from known factors"):
+            train("beta_vae", cfg, str(tmp_path / "wd"))
+        cfg.eval.disentanglement = False
+        r = train("beta_vae", cfg, str(tmp_path / "wd"))
+        assert tuple(r.cfg.data.shape) == (64, 64, 1) and np.isfinite(r.eval["elbo_nats"])

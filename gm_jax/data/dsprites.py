@@ -17,6 +17,11 @@ the same picture: the factor index is distinct, the image need not be.
   orientations): 3 * 6 * 10 * 16 * 16 = 46,080 combinations, the CPU default.
 Test split: a fixed random 4096 of the combinations (seed 0). Batches carry "factors" (int32 class
 indices [5]) beside "x".
+
+"tfds:dsprites" reads the released set through TFDS (`tfds_dsprites`, for users who have it
+prepared): binary images as 0/1, the five `label_*` features as "factors", the same fixed test split
+carved from its only (train) split, and, when all 737,280 images are there, a factor set that
+"renders" chosen factors by looking them up in the released order, so the metrics run on it too.
 """
 
 from __future__ import annotations
@@ -141,6 +146,66 @@ def source(factor_set: FactorSet, name: str):
         return ArraySplit(get=get, size=size, shape=shape)
 
     return Source(split(None), split(test_idx), "image", name, levels=2, factors=factor_set)
+
+
+_TFDS_FACTORS = ("label_shape", "label_scale", "label_orientation", "label_x_position", "label_y_position")
+
+
+class ReleasedFactors(NamedTuple):
+    """The released dSprites as a factor set: chosen factors are looked up by their index in the
+    released (row-major) order."""
+
+    ds: object
+    sizes: tuple = FULL_SIZES
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.sizes))
+
+    def sample_factors(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return FULL.sample_factors(rng, n)
+
+    def render(self, factors: np.ndarray) -> np.ndarray:
+        idx = FULL.index(factors)
+        return np.stack([np.asarray(self.ds[int(i)]["image"]) > 0 for i in idx]).astype(np.float32)
+
+
+def tfds_dsprites(data_dir: str | None):
+    """The released dSprites through `tfds.data_source` (see the module docstring)."""
+    import tensorflow_datasets as tfds
+    from absl import logging as absl_logging
+
+    from gm_jax.core.errors import UserError
+    from gm_jax.data.sources import ArraySplit, Source
+
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        ds = tfds.data_source("dsprites", split="train", data_dir=data_dir, download=False)
+        n = len(ds)
+    except Exception:  # noqa: BLE001 - any failure to open means the data is not there
+        where = data_dir or "the default TFDS data dir"
+        raise UserError(
+            f"TFDS dataset 'dsprites' not found in {where}; prepare it with `tfds build dsprites "
+            "--file_format=array_record`, or run offline with --config.data.name=dsprites (generated here)"
+        ) from None
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    test_idx = np.sort(np.random.default_rng(0).choice(n, min(TEST_SIZE, n // 2), replace=False))
+    train_idx = np.setdiff1d(np.arange(n), test_idx) if n < FULL.n else np.arange(n)
+
+    def split(index_of) -> ArraySplit:
+        def get(idx):
+            rows = [ds[int(i)] for i in index_of[np.asarray(idx, np.int64)]]
+            x = np.stack([np.asarray(r["image"]) > 0 for r in rows]).astype(np.float32)
+            f = np.array([[int(r[k]) for k in _TFDS_FACTORS] for r in rows], np.int32)
+            return {"x": x, "factors": f}
+
+        return ArraySplit(get=get, size=len(index_of), shape=(64, 64, 1))
+
+    # All combinations present (the released set): chosen factors can be looked up, so the metrics run.
+    factors = ReleasedFactors(ds) if n == FULL.n else None
+    return Source(split(train_idx), split(test_idx), "image", "tfds:dsprites", levels=2, factors=factors)
 
 
 def dsprites() -> object:

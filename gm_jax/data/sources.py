@@ -238,6 +238,10 @@ def get_source(name: str, data_dir: str | None = None) -> Source:
     Raises:
       UserError: unknown name or missing data.
     """
+    if name == "tfds:dsprites":  # only a train split, binary images, factors as labels
+        from gm_jax.data import dsprites
+
+        return dsprites.tfds_dsprites(data_dir)
     if name.startswith("tfds:"):
         return tfds_source(name[len("tfds:") :], data_dir)
     embedded = _embedded()

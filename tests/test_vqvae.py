@@ -73,10 +73,11 @@ def test_ema_statistics_over_eight_sharded_devices_equal_one_device():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-def test_code_usage_over_a_set():
-    got = vqvae.code_usage(np.array([[0, 0], [1, 3]]), 4)
-    assert got["codes_used"] == 0.75 and got["counts"].tolist() == [2, 1, 0, 1]
-    assert got["perplexity"] == pytest.approx(np.exp(-(0.5 * np.log(0.5) + 2 * 0.25 * np.log(0.25))))
+def test_codebook_summary_over_a_set():
+    # 4 positions on codes [0, 0, 1, 3] of K = 4: frequencies (0.5, 0.25, 0, 0.25)
+    got = vqvae.summarize({"code_frequency": np.array([0.5, 0.25, 0.0, 0.25])}, None)
+    assert got["codebook_used"] == 0.75
+    assert got["codebook_perplexity"] == pytest.approx(np.exp(-(0.5 * np.log(0.5) + 2 * 0.25 * np.log(0.25))))
 
 
 def test_vqvae_run_trains_restarts_dead_codes_and_resumes_bit_exactly(tmp_path):

@@ -375,12 +375,6 @@ def _finish_chunk(xs, ws, ll, k, nk, sz, s2) -> Stats:
     return Stats(ws.sum(), nk, sz, s2, jnp.sum(jnp.where(ws > 0, ll, 0.0) * ws), worst_ll, worst_x)
 
 
-def _shift(x: jax.Array, params: GMMParams, covariance_type: str) -> jax.Array:
-    """Centre of each component's moments: its current mean [K, D] (every covariance type)."""
-    del x, covariance_type
-    return params.means
-
-
 def _packed_outer(x: jax.Array) -> jax.Array:
     """Upper triangle of x_n x_n^T per row, packed, followed by x_n itself.
     [N, D] -> [N, D(D+1)/2 + D]
@@ -546,7 +540,7 @@ def resp_stats(x: jax.Array, resp: jax.Array, shift: jax.Array, covariance_type:
 
     Args:
       x: [N, D]; resp: [N, K] (rows of zeros for padding); shift: [K, D] centre of the moments
-        (see `_shift`); ll: [N] how well the model explains each point (used to pick re-seeding points).
+        (usually the current means); ll: [N] how well the model explains each point (used to pick re-seeding points).
     """
     k = resp.shape[1]
     ws = (resp.sum(1) > 0).astype(x.dtype)
@@ -926,8 +920,8 @@ def _device_floats(a: Any, dtype: Any = None) -> jax.Array:
 
 # Padding K to this many components (absent ones with weight 0, see `m_step`) lets one compiled
 # program serve every K up to it, e.g. a BIC sweep over K = 1..10. It is done only while the extra
-# arithmetic stays below _BUCKET_MAX_EXTRA multiply-adds over the whole fit (about 0.1 s on one
-# CPU core), i.e. where compilation, not EM, is what a first fit waits for.
+# arithmetic stays below _BUCKET_MAX_EXTRA (2^28) multiply-adds over the whole fit, i.e. where
+# compilation (seconds), not EM, is what a first fit waits for.
 _BUCKET = 16
 _BUCKET_MAX_EXTRA = 1 << 28
 

@@ -49,7 +49,7 @@ from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.core.steps import init_state, make_train_step
 from gm_jax.metrics.likelihood import bits_per_dim
-from gm_jax.models.vae import bernoulli_log_prob, gaussian_image_log_prob
+from gm_jax.models.vae import decoder_log_prob
 from gm_jax.nn.conv import ConvTranspose2x
 
 PRECISION = jax.lax.Precision.HIGHEST
@@ -273,9 +273,10 @@ def _is_prior(state_or_model_state) -> bool:
     return isinstance(ms, dict) and "first" in ms
 
 
-def _first(state: TrainState) -> TrainState:
-    """The frozen first stage of a prior-stage state, as a TrainState its functions accept."""
-    f = state.model_state["first"]
+def _first(state_or_model_state) -> TrainState:
+    """The frozen first stage of a prior-stage state (or its model_state), as a TrainState its
+    functions accept."""
+    f = getattr(state_or_model_state, "model_state", state_or_model_state)["first"]
     return TrainState.create(params=f["params"], model_state=f["model_state"])
 
 
@@ -313,13 +314,6 @@ def init(key: jax.Array, cfg: Any, example_batch: dict, parent: Any = None) -> T
     return init_state(params, cfg, model_state)
 
 
-def _log_px(m: VQConfig, x, logits):
-    x, logits = x.reshape(x.shape[0], -1), logits.reshape(logits.shape[0], -1)
-    return (
-        gaussian_image_log_prob(x, logits, m.decoder_std) if m.decoder == "gaussian" else bernoulli_log_prob(x, logits)
-    )
-
-
 def forward(model: VQVAE, params, model_state, x):
     """(log p(x | z_q) [B], codebook term [B], commitment term [B], z_e, idx)."""
     book = _codebook(params, model_state)
@@ -329,7 +323,8 @@ def forward(model: VQVAE, params, model_state, x):
     sq = lambda a: jnp.sum(a.reshape(a.shape[0], -1) ** 2, 1)  # noqa: E731
     codebook_term = sq(jax.lax.stop_gradient(z_e) - z_q)
     commit = sq(z_e - jax.lax.stop_gradient(z_q))
-    return _log_px(model.cfg, x, logits), codebook_term, commit, z_e, idx
+    log_px = decoder_log_prob(model.cfg, x.reshape(x.shape[0], -1), logits.reshape(logits.shape[0], -1))
+    return log_px, codebook_term, commit, z_e, idx
 
 
 def _prior_nll(params, first: TrainState, x, cfg) -> jax.Array:
@@ -344,9 +339,7 @@ def _prior_nll(params, first: TrainState, x, cfg) -> jax.Array:
 
 def loss_fn(params, model_state, batch, rng, cfg, step):
     if _is_prior(model_state):
-        f = model_state["first"]
-        first = TrainState.create(params=f["params"], model_state=f["model_state"])
-        nll = _prior_nll(params, first, batch["x"], cfg)
+        nll = _prior_nll(params, _first(model_state), batch["x"], cfg)
         return jnp.mean(nll), ({"prior_nats": jnp.mean(nll)}, model_state)
     model = _model(cfg)
     m = model.cfg
@@ -457,12 +450,3 @@ def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
 
     idx = jax.lax.fori_loop(0, h * w, body, jnp.zeros((n, h * w), jnp.int32))
     return decode_codes(_first(state), idx.reshape(n, h, w), cfg)
-
-
-def code_usage(all_codes: np.ndarray, k: int) -> dict:
-    """Perplexity exp(H) of the code histogram over a whole set, the fraction of the K codes used, and
-    the histogram itself (counts [K])."""
-    counts = np.bincount(np.asarray(all_codes).reshape(-1), minlength=k).astype(np.float64)
-    p = counts / counts.sum()
-    h = -np.sum(p[p > 0] * np.log(p[p > 0]))
-    return {"perplexity": float(math.exp(h)), "codes_used": float(np.mean(counts > 0)), "counts": counts}

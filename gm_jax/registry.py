@@ -26,6 +26,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "dcgan": ModelSpec("gm_jax.models.gan", "experiments.configs.dcgan"),
     "wgan": ModelSpec("gm_jax.models.gan", "experiments.configs.wgan"),
     "wgan_gp": ModelSpec("gm_jax.models.gan", "experiments.configs.wgan_gp"),
+    "stylegan": ModelSpec("gm_jax.models.stylegan", "experiments.configs.stylegan"),
+    "stylegan2": ModelSpec("gm_jax.models.stylegan", "experiments.configs.stylegan2"),
     "nice": ModelSpec("gm_jax.models.flows", "experiments.configs.nice"),
     "realnvp": ModelSpec("gm_jax.models.flows", "experiments.configs.realnvp"),
     "ddpm": ModelSpec("gm_jax.models.ddpm", "experiments.configs.ddpm"),

@@ -61,15 +61,13 @@ from gm_jax.nn.mlp import activation
 
 
 @dataclasses.dataclass(frozen=True)
-class GANConfig:
-    """The `model` section of every GAN config (a typo in a key fails here)."""
+class AdversarialConfig:
+    """What the shared adversarial step reads: losses, critic schedule and D's regularisers. Each
+    family's `model` section is a subclass with its nets' keys (GANConfig here, StyleGANConfig in
+    `gm_jax.models.stylegan`)."""
 
     loss: str = "gan"  # "gan" | "wasserstein"
     g_loss: str = "non_saturating"  # "non_saturating" | "minimax" (loss "gan" only)
-    arch: str = "auto"  # "auto" | "mlp" | "dcgan"
-    image_arch: str = "dcgan"  # what "auto" picks for images
-    z_dim: int = 100
-    noise: str = "gaussian"  # "gaussian" | "uniform" (U[-1, 1])
     n_critic: int = 1  # discriminator updates per generator update (the GAN paper's k)
     critic_boost: bool = False  # WGAN's reference schedule (boost_iters for the first boost_first, every boost_every)
     boost_iters: int = 100
@@ -77,6 +75,61 @@ class GANConfig:
     boost_every: int = 500
     clip: float = 0.0  # weight clipping c of the critic; 0 = off
     gp_weight: float = 0.0  # gradient penalty lambda; 0 = off
+    r1_gamma: float = 0.0  # R1 penalty gamma/2 E|grad D(x_real)|^2 (Mescheder et al. 2018); 0 = off
+    r1_every: int = 1  # lazy R1: on every r1_every-th D update only, weighted by r1_every (StyleGAN2: 16)
+
+    @classmethod
+    def from_cfg(cls, cfg: Any):
+        d = dict(cfg.model)
+        d.pop("name", None)
+        try:
+            m = cls(**d)
+        except TypeError as e:
+            raise UserError(f"bad model config for {cfg.get('model_name', 'this model')}: {e}") from None
+        m = m.normalized()
+        m.check()
+        return m
+
+    def normalized(self):
+        """Lists from the config file as tuples (the config is hashable and compares equal)."""
+        return self
+
+    def one_of(self, key: str, options: tuple) -> None:
+        if getattr(self, key) not in options:
+            raise UserError(f"model.{key} must be one of {', '.join(options)}, got {getattr(self, key)!r}")
+
+    def check(self) -> None:
+        self.one_of("loss", ("gan", "wasserstein"))
+        self.one_of("g_loss", ("non_saturating", "minimax"))
+        for key in ("boost_iters", "boost_every", "r1_every"):
+            if not _positive_int(getattr(self, key)):
+                raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
+        if not _positive_int(self.n_critic):
+            raise UserError(
+                f"model.n_critic (discriminator updates per generator update, k) must be >= 1, got {self.n_critic!r}"
+            )
+        if not isinstance(self.boost_first, int) or self.boost_first < 0:
+            raise UserError(f"model.boost_first must be a non-negative integer, got {self.boost_first!r}")
+        if not (isinstance(self.clip, (int, float)) and self.clip >= 0 and math.isfinite(self.clip)):
+            raise UserError(f"model.clip (weight clipping c) must be > 0, or 0 for none; got {self.clip!r}")
+        for key, name in (("gp_weight", "lambda"), ("r1_gamma", "gamma")):
+            v = getattr(self, key)
+            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise UserError(f"model.{key} ({name}) must be >= 0, got {v!r}")
+        if self.loss == "wasserstein" and not (self.clip > 0 or self.gp_weight > 0):
+            raise UserError(
+                "model.loss=wasserstein needs a Lipschitz constraint: model.clip > 0 or model.gp_weight > 0"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class GANConfig(AdversarialConfig):
+    """The `model` section of the GAN, DCGAN and WGAN configs (a typo in a key fails here)."""
+
+    arch: str = "auto"  # "auto" | "mlp" | "dcgan"
+    image_arch: str = "dcgan"  # what "auto" picks for images
+    z_dim: int = 100
+    noise: str = "gaussian"  # "gaussian" | "uniform" (U[-1, 1])
     # MLP nets (images)
     g_hidden: tuple = (1200, 1200)
     d_hidden: tuple = (240, 240)
@@ -96,42 +149,23 @@ class GANConfig:
     # matrix product, is the fastest on XLA:CPU and the only one that stays fast inside lax.cond there.
     conv_method: str = "matmul"
 
-    @classmethod
-    def from_cfg(cls, cfg: Any) -> GANConfig:
-        d = dict(cfg.model)
-        d.pop("name", None)
-        try:
-            m = cls(**d)
-        except TypeError as e:
-            raise UserError(f"bad model config for a GAN: {e}") from None
-        m = dataclasses.replace(
-            m, g_hidden=tuple(m.g_hidden), d_hidden=tuple(m.d_hidden), point_hidden=tuple(m.point_hidden)
+    def normalized(self) -> GANConfig:
+        return dataclasses.replace(
+            self, g_hidden=tuple(self.g_hidden), d_hidden=tuple(self.d_hidden), point_hidden=tuple(self.point_hidden)
         )
-        m.check()
-        return m
 
     def check(self) -> None:
-        def one_of(key, options):
-            if getattr(self, key) not in options:
-                raise UserError(f"model.{key} must be one of {', '.join(options)}, got {getattr(self, key)!r}")
-
-        one_of("loss", ("gan", "wasserstein"))
-        one_of("g_loss", ("non_saturating", "minimax"))
+        super().check()
+        one_of = self.one_of
         one_of("arch", ("auto", "mlp", "dcgan"))
         one_of("image_arch", ("mlp", "dcgan"))
         one_of("noise", ("gaussian", "uniform"))
         one_of("g_norm", ("batch", "none"))
         one_of("d_norm", ("batch", "layer", "none"))
         one_of("conv_method", ("subpixel", "matmul", "xla"))
-        for key in ("z_dim", "point_z_dim", "channels", "boost_iters", "boost_every"):
+        for key in ("z_dim", "point_z_dim", "channels"):
             if not _positive_int(getattr(self, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
-        if not _positive_int(self.n_critic):
-            raise UserError(
-                f"model.n_critic (discriminator updates per generator update, k) must be >= 1, got {self.n_critic!r}"
-            )
-        if not isinstance(self.boost_first, int) or self.boost_first < 0:
-            raise UserError(f"model.boost_first must be a non-negative integer, got {self.boost_first!r}")
         for key in ("g_hidden", "d_hidden", "point_hidden"):
             if not all(_positive_int(h) for h in getattr(self, key)):
                 raise UserError(f"model.{key} must be positive integers, got {getattr(self, key)!r}")
@@ -144,18 +178,12 @@ class GANConfig:
             activation(self.mlp_act)
         except ValueError as e:
             raise UserError(f"model.mlp_act: {e}") from None
-        if not (isinstance(self.clip, (int, float)) and self.clip >= 0 and math.isfinite(self.clip)):
-            raise UserError(f"model.clip (weight clipping c) must be > 0, or 0 for none; got {self.clip!r}")
-        if not (isinstance(self.gp_weight, (int, float)) and self.gp_weight >= 0 and math.isfinite(self.gp_weight)):
-            raise UserError(f"model.gp_weight (lambda) must be >= 0, got {self.gp_weight!r}")
         if not self.init_std > 0:
             raise UserError(f"model.init_std must be positive, got {self.init_std!r}")
-        if self.loss == "wasserstein" and not (self.clip > 0 or self.gp_weight > 0):
-            raise UserError(
-                "model.loss=wasserstein needs a Lipschitz constraint: model.clip > 0 or model.gp_weight > 0"
-            )
         if self.gp_weight > 0 and self.d_norm == "batch":
             raise UserError("model.gp_weight > 0 needs a critic without BatchNorm (model.d_norm=layer or none)")
+        if self.r1_gamma > 0 and self.d_norm == "batch":
+            raise UserError("model.r1_gamma > 0 needs a discriminator without BatchNorm (model.d_norm=layer or none)")
 
 
 def _positive_int(v: Any) -> bool:
@@ -324,6 +352,13 @@ class Nets:
             self.g = MLPGenerator(m.g_hidden, dim, m.mlp_act, "sigmoid")
             self.d = MLPDiscriminator(m.d_hidden, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)
 
+    def init_vars(self, key, x):
+        """(G's variables, D's variables) for net-space data x [2, ...]."""
+        kg, kd = jax.random.split(key)
+        gv = self.g.init(kg, jnp.zeros((2, self.z_dim)), train=False)
+        dv = self.d.init({"params": kd, "dropout": kd}, x, train=False)
+        return gv, dv
+
     def to_net(self, x):
         """Data -> what D sees: [-1, 1] images for conv nets, [0, 1] images or raw points for MLPs."""
         return 2.0 * x - 1.0 if self.arch == "dcgan" else x.reshape(x.shape[0], -1)
@@ -401,6 +436,16 @@ def gradient_penalty(critic, real: jax.Array, fake: jax.Array, key: jax.Array) -
     return jnp.mean((norms - 1.0) ** 2)
 
 
+def r1_penalty(critic, real: jax.Array) -> jax.Array:
+    """E |grad_x D(x)|_2^2 over the real batch (R1, Mescheder et al. 2018; D as logits).
+
+    Args:
+      critic: x [B, ...] -> D(x) [B] (each output depends on its own row only).
+    """
+    grads = jax.grad(lambda x: jnp.sum(critic(x)))(real)
+    return jnp.mean(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1))
+
+
 def clip_weights(params: Any, c: float) -> Any:
     """Every parameter clipped to [-c, c] (WGAN)."""
     return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
@@ -439,15 +484,17 @@ def _optim_d(cfg: Any) -> ml_collections.ConfigDict:
     return o
 
 
-def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
-    """Both nets' parameters and BatchNorm statistics, both optimizers, and the schedule counters."""
-    nets = Nets(cfg)
+def init(key: jax.Array, cfg: Any, example_batch: dict, nets: Any = None) -> TrainState:
+    """Both nets' parameters and non-gradient state (BatchNorm statistics, StyleGAN's tracked w
+    average), both optimizers, and the schedule counters.
+
+    `nets` (default `Nets(cfg)`) is what the step is built from; another family passes its own
+    object with the same methods (`init_vars`, `generate`, `discriminate`, `noise`, `to_net`, `m`).
+    """
+    nets = Nets(cfg) if nets is None else nets
     check_optimizer(_optim_d(cfg))
-    kg, kd = jax.random.split(key)
-    z = jnp.zeros((2, nets.z_dim))
-    gv = nets.g.init(kg, z, train=False)
     x = nets.to_net(jnp.asarray(example_batch["x"][:2], jnp.float32))
-    dv = nets.d.init({"params": kd, "dropout": kd}, x, train=False)
+    gv, dv = nets.init_vars(key, x)
     params = {"g": gv["params"], "d": dv["params"]}
     if nets.m.clip > 0:
         params["d"] = clip_weights(params["d"], nets.m.clip)
@@ -467,9 +514,15 @@ def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
     return TrainState.create(params=params, opt_state=opt_state, model_state=model_state, ema_params=ema)
 
 
-def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> tuple[TrainState, dict]:
-    """One discriminator update on `batch`, then the generator update if the schedule says so."""
-    nets = Nets(cfg)
+def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: Any = None) -> tuple[TrainState, dict]:
+    """One discriminator update on `batch`, then the generator update if the schedule says so.
+
+    With `model.r1_gamma` > 0 the discriminator's loss adds gamma/2 E|grad D(x)|^2 on the real batch;
+    with `model.r1_every` = k > 1 only on the updates whose number (`state.step`) is a multiple of
+    k, weighted by k (lazy regularisation; the other updates run without the second backward
+    pass, under `lax.cond`).
+    """
+    nets = Nets(cfg) if nets is None else nets
     m = nets.m
     rng = jax.random.fold_in(key, state.step)
     k_zd, k_drop, k_gp, k_zg, k_dropg = jax.random.split(rng, 5)
@@ -482,7 +535,7 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> tupl
     fake, g_stats = nets.generate(state.params["g"], g_stats, nets.noise(k_zd, n), train=True)
     fake = jax.lax.stop_gradient(fake)
 
-    def d_objective(dp):
+    def d_objective(dp, r1_weight):
         kr, kf = jax.random.split(k_drop)
         r, st = nets.discriminate(dp, d_stats, real, True, kr)
         f, st = nets.discriminate(dp, st, fake, True, kf)
@@ -490,9 +543,21 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> tupl
         gp = jnp.zeros(())
         if m.gp_weight > 0:
             gp = gradient_penalty(lambda x: nets.discriminate(dp, None, x, True, kr)[0], real, fake, k_gp)
-        return loss + m.gp_weight * gp, (loss, gp, r, f, st)
+        r1 = jnp.zeros(())
+        if r1_weight:
+            r1 = r1_penalty(lambda x: nets.discriminate(dp, None, x, True, kr)[0], real)
+        total = loss + m.gp_weight * gp + r1_weight * (m.r1_gamma / 2.0) * r1
+        return total, (loss, gp, r1, r, f, st)
 
-    (_, (d_loss, gp, r, f, d_stats)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(state.params["d"])
+    def d_grad(r1_weight):
+        return jax.value_and_grad(lambda dp: d_objective(dp, r1_weight), has_aux=True)(state.params["d"])
+
+    if m.r1_gamma > 0 and m.r1_every > 1:
+        (d_total, (d_loss, gp, r1, r, f, d_stats)), d_grads = jax.lax.cond(
+            state.step % m.r1_every == 0, lambda: d_grad(float(m.r1_every)), lambda: d_grad(0.0)
+        )
+    else:
+        (d_total, (d_loss, gp, r1, r, f, d_stats)), d_grads = d_grad(1.0 if m.r1_gamma > 0 else 0.0)
     tx_d = make_optimizer(_optim_d(cfg))
     upd, d_opt = tx_d.update(d_grads, state.opt_state["d"], state.params["d"])
     d_params = optax.apply_updates(state.params["d"], upd)
@@ -551,7 +616,7 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> tupl
         ema_params=ema,
     )
     metrics = {
-        "loss": d_loss + m.gp_weight * gp,
+        "loss": d_total,
         "d_loss": d_loss,
         "g_loss": g_loss,
         "g_updates": sched["g_updates"].astype(jnp.float32),
@@ -566,17 +631,19 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> tupl
         metrics["d_real"], metrics["d_fake"] = jnp.mean(jax.nn.sigmoid(r)), jnp.mean(jax.nn.sigmoid(f))
     if m.gp_weight > 0:
         metrics["gradient_penalty"] = gp
+    if m.r1_gamma > 0:
+        metrics["r1_penalty"] = r1  # E|grad D(x)|^2 on the updates that compute it, 0 on the others
     return new, metrics
 
 
-def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
+def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: Any = None) -> dict:
     """Per-example test metrics [B] of D/critic in inference mode against one generated example each.
 
     loss "gan": d_real (D(x) probability of the test example), d_fake (of a sample), d_loss (the
     discriminator's cross-entropy on the pair). loss "wasserstein": critic_real, critic_fake and
     wasserstein (their difference; its mean is the test-set estimate).
     """
-    nets = Nets(cfg)
+    nets = Nets(cfg) if nets is None else nets
     params = state.eval_params()
     ms = state.model_state
     x = nets.to_net(batch["x"])
@@ -592,9 +659,9 @@ def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
     }
 
 
-def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
+def sample(state: TrainState, key: jax.Array, n: int, cfg: Any, nets: Any = None) -> jax.Array:
     """n samples in data space (images [n, H, W, C] in [0, 1], or points [n, D]); BatchNorm uses its
     running statistics; the generator's EMA when kept."""
-    nets = Nets(cfg)
+    nets = Nets(cfg) if nets is None else nets
     out, _ = nets.generate(state.eval_params()["g"], state.model_state.get("g_batch_stats"), nets.noise(key, n), False)
     return nets.from_net(out)

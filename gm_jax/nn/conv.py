@@ -27,21 +27,35 @@ import jax
 import jax.numpy as jnp
 
 
-def conv_transpose_2x(x: jax.Array, kernel: jax.Array, matmul: bool = False) -> jax.Array:
+def subpixel_kernel(kernel: jax.Array) -> jax.Array:
+    """kernel [4, 4, Cin, Cout] -> the 2x2 kernel [2, 2, Cin, 4 Cout] of the four output phases:
+    column (a, b, o) holds taps {a, a + 2} x {b, b + 2} of output channel o (phase-major)."""
+    ci, co = kernel.shape[2], kernel.shape[3]
+    return kernel.reshape(2, 2, 2, 2, ci, co).transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, ci, 4 * co)
+
+
+def conv_transpose_2x(
+    x: jax.Array, kernel: jax.Array, matmul: bool = False, phase_scale: jax.Array | None = None
+) -> jax.Array:
     """x [N, H, W, Cin], kernel [4, 4, Cin, Cout] (HWIO, as nn.ConvTranspose keeps it) -> [N, 2H, 2W, Cout].
 
     `matmul=True` computes the 2x2 convolution as one matrix product over the four shifted windows
-    (im2col), faster on XLA:CPU for wide inputs.
+    (im2col), faster on XLA:CPU for wide inputs. `phase_scale` [N, 4 Cout] (the column order of
+    `subpixel_kernel`) multiplies each example's output per phase and channel, e.g. StyleGAN2's
+    demodulation, which is exact per phase because each phase has its own four taps.
     """
     n, h, w, ci = x.shape
     co = kernel.shape[3]
-    k2 = kernel.reshape(2, 2, 2, 2, ci, co).transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, ci, 4 * co)
+    k2 = subpixel_kernel(kernel)
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     if matmul:
         patches = jnp.concatenate([xp[:, t : t + h + 1, s : s + w + 1] for t in range(2) for s in range(2)], -1)
         y = patches.reshape(-1, 4 * ci) @ k2.reshape(4 * ci, 4 * co)
     else:
         y = jax.lax.conv_general_dilated(xp, k2, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = y.reshape(n, h + 1, w + 1, 4 * co)
+    if phase_scale is not None:
+        y = y * phase_scale[:, None, None, :]
     y = y.reshape(n, h + 1, w + 1, 2, 2, co)  # [N, H+1, W+1, a, b, Cout]
     phases = [[y[:, a : a + h, b : b + w, a, b] for b in range(2)] for a in range(2)]
     out = jnp.stack([jnp.stack(row, 3) for row in phases], 2)  # [N, H, a, W, b, Cout]

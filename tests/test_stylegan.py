@@ -1,0 +1,231 @@
+"""StyleGAN / StyleGAN2: known answers for AdaIN, demodulation, equalised lr, noise, truncation,
+style mixing and R1; smoke runs on 8 devices, resume with the tracked w average, bad input."""
+
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gm_jax import load_config
+from gm_jax.core import loop
+from gm_jax.core.errors import UserError
+from gm_jax.models import gan, stylegan
+from gm_jax.nn.conv import conv_transpose_2x
+
+
+def _cfg(name):
+    from gm_jax.data import load
+
+    cfg = load_config(name, "smoke")
+    d = load(cfg.data, cfg.train.batch_size, 0)
+    cfg.data.update(d.facts())
+    return cfg, d.train_batch(0)
+
+
+@pytest.fixture(scope="module", params=["stylegan", "stylegan2"])
+def built(request):
+    """A freshly initialised state of each smoke config, its config and nets."""
+    cfg, batch = _cfg(request.param)
+    state = jax.jit(lambda k: stylegan.init(k, cfg, batch))(jax.random.key(0))
+    return request.param, cfg, state, stylegan.StyleNets(cfg)
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def test_adain_output_has_the_styles_per_channel_mean_and_std():
+    x = 3.0 * jax.random.normal(jax.random.key(0), (4, 16, 16, 5)) + 7.0
+    scale = jax.random.uniform(jax.random.key(1), (4, 5), minval=0.5, maxval=2.0)
+    bias = jax.random.normal(jax.random.key(2), (4, 5))
+    y = stylegan.adain(x, scale, bias)
+    np.testing.assert_allclose(jnp.mean(y, (1, 2)), bias, atol=1e-5)
+    np.testing.assert_allclose(jnp.std(y, (1, 2)), scale, rtol=1e-4)
+
+
+@pytest.mark.parametrize("up", [False, True])
+def test_demodulated_convolution_has_unit_output_std_for_unit_input_under_any_style(up):
+    ci, co = 32, 24
+    x = jax.random.normal(jax.random.key(0), (6, 24, 24, ci))
+    w = jax.random.normal(jax.random.key(1), (4 if up else 3, 4 if up else 3, ci, co))
+    # styles of very different scales per example and channel
+    s = jnp.exp(2.0 * jax.random.normal(jax.random.key(2), (6, ci)))
+    y = stylegan.modulated_conv(x, w, s, demod=True, up=up)
+    inner = y[:, 2:-2, 2:-2]  # away from the zero padding
+    # per example and output channel: E y^2 = sum_ik (s_i w_ijk)^2 / (the same + eps) = 1
+    np.testing.assert_allclose(jnp.mean(inner**2), 1.0, rtol=0.05)
+    per_example = jnp.mean(inner**2, axis=(1, 2, 3))
+    assert float(jnp.max(jnp.abs(per_example - 1.0))) < 0.15
+    # without demodulation the scale follows the style
+    y0 = stylegan.modulated_conv(x, w, s, demod=False, up=up)
+    assert float(jnp.mean(y0**2)) > 10.0
+
+
+def test_modulated_up_convolution_is_the_transposed_convolution_of_the_modulated_weights():
+    x = jax.random.normal(jax.random.key(0), (2, 5, 5, 3))
+    w = jax.random.normal(jax.random.key(1), (4, 4, 3, 4))
+    s = jax.random.uniform(jax.random.key(2), (2, 3), minval=0.5, maxval=2.0)
+    got = stylegan.modulated_conv(x, w, s, demod=False, up=True)
+    want = jnp.stack([conv_transpose_2x(x[i : i + 1], w * s[i][None, None, :, None])[0] for i in range(2)])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_equalised_layers_apply_he_scaled_weights():
+    x = jax.random.normal(jax.random.key(0), (3, 20))
+    layer = stylegan.EqDense(7, gain=math.sqrt(2.0), lr_mul=0.01)
+    v = layer.init(jax.random.key(1), x)
+    w, b = v["params"]["kernel"], v["params"]["bias"] + 0.3
+    assert abs(float(jnp.std(w)) - 100.0) < 10.0  # stored N(0, 1/lr_mul^2)
+    y = layer.apply({"params": {"kernel": w, "bias": b}}, x)
+    np.testing.assert_allclose(y, x @ (w * math.sqrt(2.0) * 0.01 / math.sqrt(20)) + 0.01 * b, rtol=1e-5, atol=1e-6)
+    conv = stylegan.EqConv(5, 3, gain=1.0)
+    xi = jax.random.normal(jax.random.key(2), (2, 6, 6, 4))
+    cv = conv.init(jax.random.key(3), xi)
+    k = cv["params"]["kernel"]
+    want = jax.lax.conv_general_dilated(
+        xi, k / math.sqrt(9 * 4), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    np.testing.assert_allclose(conv.apply(cv, xi), want, rtol=1e-5, atol=1e-6)
+
+
+def test_r1_of_a_quadratic_discriminator_is_its_closed_form():
+    a = jax.random.normal(jax.random.key(0), (3, 3))
+    a = a @ a.T
+    b = jnp.array([0.5, -1.0, 2.0])
+    x = jax.random.normal(jax.random.key(1), (32, 3))
+    r1 = gan.r1_penalty(lambda v: 0.5 * jnp.einsum("bi,ij,bj->b", v, a, v) + v @ b, x)
+    np.testing.assert_allclose(float(r1), float(jnp.mean(jnp.sum((x @ a + b) ** 2, 1))), rtol=1e-5)
+
+
+def test_minibatch_stddev_appends_the_group_std():
+    x = jax.random.normal(jax.random.key(0), (8, 4, 4, 3))
+    y = stylegan.minibatch_stddev(x, 4)
+    assert y.shape == (8, 4, 4, 4)
+    groups = np.asarray(x).reshape(4, 2, 4, 4, 3)  # example i and i + 2 share a group
+    want = np.sqrt(groups.var(0) + 1e-8).mean((1, 2, 3))
+    np.testing.assert_allclose(y[:, 0, 0, 3], np.tile(want, 4), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- generator
+
+
+def _w(nets, params, n=3, seed=5):
+    z = jax.random.normal(jax.random.key(seed), (n, nets.z_dim))
+    return z, stylegan.broadcast_styles(nets.map(params, z), nets.layers)
+
+
+def test_with_noise_scales_at_zero_the_generator_is_deterministic_in_w(built):
+    _, _, state, nets = built
+    params = state.params["g"]
+    z, styles = _w(nets, params)
+    a = nets.synthesize(params, styles, jax.random.key(1), z)
+    b = nets.synthesize(params, styles, jax.random.key(2), z)
+    np.testing.assert_array_equal(a, b)  # the noise scales start at zero
+    noisy = jax.tree_util.tree_map_with_path(lambda p, v: v + 0.5 if "noise" in jax.tree_util.keystr(p) else v, params)
+    c = nets.synthesize(noisy, styles, jax.random.key(1), z)
+    d = nets.synthesize(noisy, styles, jax.random.key(2), z)
+    assert float(jnp.max(jnp.abs(c - d))) > 1e-3
+
+
+def test_truncation_psi_0_gives_the_average_w_image_and_psi_1_the_untruncated(built):
+    _, cfg, state, nets = built
+    w_avg = jax.random.normal(jax.random.key(9), (nets.m.w_dim,))
+    state = state.replace(model_state={**state.model_state, "g_batch_stats": {"w_avg": w_avg}})
+    key = jax.random.key(3)
+    got0 = stylegan.generate(state, key, 3, cfg, psi=0.0)
+    avg = stylegan.synthesize(state, jnp.broadcast_to(w_avg, (3, nets.m.w_dim)), jax.random.split(key)[1], cfg)
+    np.testing.assert_allclose(got0, avg, atol=1e-5)
+    got1 = stylegan.generate(state, key, 3, cfg, psi=1.0)
+    z = jax.random.normal(jax.random.split(key)[0], (3, nets.z_dim))
+    plain = stylegan.synthesize(state, stylegan.mapping(state, z, cfg), jax.random.split(key)[1], cfg)
+    np.testing.assert_allclose(got1, plain, atol=1e-6)
+    assert float(jnp.max(jnp.abs(got0 - got1))) > 1e-4
+
+
+def test_style_mixing_at_layer_l_uses_a_before_l_and_b_from_l(built):
+    _, cfg, state, nets = built
+    params = state.eval_params()["g"]
+    za, sa = _w(nets, params, seed=1)
+    zb, sb = _w(nets, params, seed=2)
+    for layer in (1, nets.layers // 2, nets.layers - 1):
+        mixed = stylegan.mix_styles(sa, sb, layer)
+        np.testing.assert_array_equal(mixed[:, :layer], sa[:, :layer])
+        np.testing.assert_array_equal(mixed[:, layer:], sb[:, layer:])
+        img = stylegan.style_mix(state, za, zb, layer, jax.random.key(4), cfg)
+        want = nets.from_net(nets.synthesize(params, mixed, jax.random.key(4), za))
+        np.testing.assert_allclose(img, want, atol=1e-6)
+    # every layer's style reaches the image: changing only layer l's w changes the output
+    base = nets.synthesize(params, sa, jax.random.key(4), za)
+    for layer in range(nets.layers):
+        one = sa.at[:, layer].set(sb[:, layer])
+        assert float(jnp.max(jnp.abs(nets.synthesize(params, one, jax.random.key(4), za) - base))) > 1e-6, layer
+
+
+def test_training_latents_mix_with_the_papers_probability():
+    cfg, _ = _cfg("stylegan")
+    nets = stylegan.StyleNets(cfg)
+    cross = np.array([int(nets.noise(jax.random.key(i), 2)["cross"]) for i in range(400)])
+    mixed = cross < nets.layers
+    assert abs(mixed.mean() - 0.9) < 0.05
+    assert set(cross[mixed]) == set(range(1, nets.layers))
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def test_stylegan_resume_is_bit_exact_with_the_tracked_w_average_and_lazy_r1(tmp_path):
+    def cfg(steps):
+        c = load_config("stylegan2", "smoke")
+        c.train.update(num_steps=steps, ckpt_every=3)
+        c.eval.num_samples = 0
+        return c
+
+    full = loop.train("stylegan2", cfg(5), str(tmp_path / "full"))
+    loop.train("stylegan2", cfg(3), str(tmp_path / "split"))
+    resumed = loop.train("stylegan2", cfg(5), str(tmp_path / "split"))
+    assert resumed.step == 5 and resumed.step_compilations == 1
+    w_avg = np.asarray(full.state.model_state["g_batch_stats"]["w_avg"])
+    assert np.abs(w_avg).max() > 0  # tracked
+    for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert os.path.exists(tmp_path / "full" / "samples" / "style_mixing_step_5.png")
+
+
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ({"data.image_size": 12}, "power of two"),
+        ({"sample.truncation_psi": 1.5}, "truncation_psi"),
+        ({"sample.truncation_psi": -0.1}, "truncation_psi"),
+        ({"sample.mixing_layer": 99}, "mixing_layer"),
+        ({"model.mixing_prob": 2.0}, "mixing_prob"),
+        ({"model.style": "batch"}, "model.style"),
+        ({"model.mapping_layers": 0}, "w_dim"),
+    ],
+)
+def test_bad_stylegan_configs_are_refused_before_anything_is_written(override, match, tmp_path):
+    cfg = load_config("stylegan", "smoke")
+    for k, v in override.items():
+        section, key = k.split(".")
+        cfg[section][key] = v
+    if override.get("model.mapping_layers") == 0:
+        cfg.model.w_dim = cfg.model.z_dim + 1
+    with pytest.raises(UserError, match=match):
+        loop.train("stylegan", cfg, str(tmp_path / "w"))
+    assert not os.path.exists(tmp_path / "w")
+
+
+def test_ablation_configs_build_and_differ_in_one_switch_each():
+    from experiments.configs import stylegan as sg
+
+    keys = ("input", "mapping_layers", "style", "noise_inputs", "mixing_prob")
+    rows = {a: tuple(sg.get_config(a).model[k] for k in keys) for a in "ACDEF"}
+    assert rows["F"] == tuple(sg.get_config().model[k] for k in keys)
+    for prev, nxt in zip("CDE", "DEF", strict=True):
+        assert sum(a != b for a, b in zip(rows[prev], rows[nxt], strict=True)) == 1
+    for a in "ACDEF":
+        cfg = sg.get_config(a)
+        cfg.data.update(shape=(16, 16, 1), kind="image", name="digits")
+        stylegan.StyleNets(cfg)

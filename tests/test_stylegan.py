@@ -13,7 +13,7 @@ from gm_jax import load_config
 from gm_jax.core import loop
 from gm_jax.core.errors import UserError
 from gm_jax.models import gan, stylegan
-from gm_jax.nn.conv import conv_transpose_2x
+from gm_jax.nn.conv import conv2d, conv_transpose_2x
 
 
 def _cfg(name):
@@ -229,3 +229,82 @@ def test_ablation_configs_build_and_differ_in_one_switch_each():
         cfg = sg.get_config(a)
         cfg.data.update(shape=(16, 16, 1), kind="image", name="digits")
         stylegan.StyleNets(cfg)
+
+
+@pytest.mark.parametrize("k,stride,pad", [(3, 1, "SAME"), (1, 1, "SAME"), (4, 2, ((1, 1), (1, 1))), (3, 2, "VALID")])
+def test_matmul_convolution_is_lax_conv_with_its_gradients_and_inside_cond(k, stride, pad):
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+    w = jax.random.normal(jax.random.key(1), (k, k, 3, 5))
+    want = conv2d(x, w, stride, pad)
+    np.testing.assert_allclose(conv2d(x, w, stride, pad, matmul=True), want, atol=1e-4)
+
+    def loss(x, w, matmul):
+        return jnp.sum(jnp.sin(conv2d(x, w, stride, pad, matmul=matmul)))
+
+    for a, b in zip(jax.grad(loss, (0, 1))(x, w, True), jax.grad(loss, (0, 1))(x, w, False), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    in_cond = jax.jit(lambda p: jax.lax.cond(p, lambda: conv2d(x, w, stride, pad, True), lambda: 0.0 * want))
+    np.testing.assert_allclose(in_cond(True), want, atol=1e-4)
+
+
+def test_paper_scale_configs_keep_the_papers_settings_and_run_under_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from experiments.configs import stylegan2_ffhq, stylegan_ffhq
+
+    f = stylegan_ffhq.get_config()
+    assert (f.data.name, f.data.image_size, f.model.z_dim, f.model.fmap_max, f.model.r1_gamma) == (
+        "tfds:ffhq/1024",
+        1024,
+        512,
+        512,
+        10.0,
+    )
+    assert f.train.batch_size * f.train.num_steps == 25_000_000 and f.optim.lr == 0.001
+    c = stylegan_ffhq.get_config("celebahq")
+    assert (c.data.name, c.model.loss, c.model.gp_weight, c.model.r1_gamma) == (
+        "tfds:celeb_a_hq/1024",
+        "wasserstein",
+        10.0,
+        0.0,
+    )
+    s2 = stylegan2_ffhq.get_config()
+    assert (s2.model.style, s2.model.r1_every, s2.optim.lr, s2.optim.b1, s2.optim.b2) == ("demod", 16, 0.002, 0.0, 0.99)
+    assert stylegan2_ffhq.get_config("church").data.image_size == 256
+    assert stylegan_ffhq.get_config("smoke").data.name == "tfds:celeb_a_hq/128"
+    with tfds.testing.mock_data(num_examples=16):
+        r = loop.train("stylegan2", stylegan2_ffhq.get_config("smoke"), str(tmp_path / "church"))
+    assert r.step_compilations == 1 and np.isfinite(r.eval["d_loss"]) and tuple(r.cfg.data.shape) == (8, 8, 3)
+
+
+def test_a_tfds_set_with_only_a_train_split_of_varying_image_sizes_gets_a_held_out_test_split(monkeypatch):
+    """CelebA-HQ has only a train split and LSUN's images vary in size: a fixed tenth is held out
+    and every image is centre-cropped to a square of the first image's shorter side."""
+    import types
+
+    import tensorflow_datasets as tfds
+
+    from gm_jax.data import sources
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (10 + i % 3, 12 - i % 2, 3), dtype=np.uint8) for i in range(30)]
+
+    class Fake(list):
+        dataset_info = types.SimpleNamespace(features={"image": types.SimpleNamespace(shape=(None, None, 3))})
+
+    def data_source(name, split, data_dir, download):
+        if split != "train":
+            raise ValueError(f"no split {split}")
+        return Fake({"image": x} for x in images)
+
+    monkeypatch.setattr(tfds, "data_source", data_source)
+    src = sources.tfds_source("lsun/church_outdoor", None)
+    assert (src.train.size, src.test.size, src.train.shape) == (27, 3, (10, 10, 3))
+    x = np.concatenate([src.train.get(np.arange(27)), src.test.get(np.arange(3))])
+    assert x.shape == (30, 10, 10, 3)
+    # the split is a partition of the set, each image its centre square
+    want = {sources._square(im, 10).tobytes() for im in images}
+    got = {np.round(im * 255).astype(np.uint8).tobytes() for im in x}
+    assert got == want
+    first = images[0]  # 10 x 12: columns 1..10
+    np.testing.assert_array_equal(sources._square(first, 10), first[:, 1:11])

@@ -7,7 +7,8 @@ convolutions with demodulation (eps 1e-8), noise and bias moved outside the styl
 layer modulated; lazy R1 every 16 discriminator updates (weighted by 16); lr 0.002 as the paper's
 config; the rest as `stylegan.py` (same nets' widths, minibatch, gamma, steps), so the two runs differ
 in the generator's normalisation and the regularisation schedule. Not built: path-length
-regularisation and the skip/residual architectures (configs E-F), so this is the paper's config D.
+regularisation (config D) and the skip/residual architectures (configs E-F), so this is the paper's
+config C (B: demodulation, C: lazy regularisation).
 
 Expected: see README (measured with the launch command, seed 0).
 """

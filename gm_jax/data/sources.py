@@ -78,10 +78,29 @@ def digits(test_size: int = 297) -> Source:
     )
 
 
-def tfds_source(name: str, data_dir: str | None, train_split: str = "train", test_split: str = "test") -> Source:
+def _square(x: np.ndarray, side: int) -> np.ndarray:
+    """An image [H, W, C] centre-cropped to a square, resized (bilinear, antialiased) to `side`."""
+    h, w = x.shape[:2]
+    s = min(h, w)
+    x = x[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    if s == side:
+        return x
+    import jax
+
+    out = jax.image.resize(x.astype(np.float32), (side, side, x.shape[2]), "linear", antialias=True)
+    return np.clip(np.round(np.asarray(out)), 0, 255).astype(x.dtype)
+
+
+HOLDOUT = 10_000  # test examples held out of a TFDS set that has only a train split (at most a tenth)
+
+
+def tfds_source(name: str, data_dir: str | None, train_split: str = "train", test_splits=("test", "validation")) -> Source:
     """An image dataset read through `tfds.data_source` (array_record; TensorFlow not needed).
 
-    uint8 images are scaled by 1/255; binary datasets (binarized_mnist) are read as x > 0.
+    uint8 images are scaled by 1/255; binary datasets (binarized_mnist) are read as x > 0. The test
+    split is the first of `test_splits` the set has (LSUN has "validation"); a set with only a train
+    split (CelebA-HQ) has a fixed random `HOLDOUT` of it (at most a tenth) held out as the test split.
+    A config name goes after a slash: "celeb_a_hq/256", "lsun/church_outdoor".
 
     Raises:
       UserError: unknown dataset, or dataset not prepared in `data_dir`.
@@ -93,33 +112,57 @@ def tfds_source(name: str, data_dir: str | None, train_split: str = "train", tes
         + (f" --data_dir={data_dir}`" if data_dir else "` (and pass --config.data.data_dir)")
         + ", or run offline with --config.data.name=digits"
     )
-    splits = []
-    for split in (train_split, test_split):
+    where = data_dir or "the default TFDS data dir"
+
+    def open_split(split):
         verbosity = absl_logging.get_verbosity()
         absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns while probing; the error below says it all
         try:
             ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
             len(ds)
+            return ds
         except tfds.core.registered.DatasetNotFoundError:
             raise UserError(f"unknown TFDS dataset {name!r}; use a TFDS name or --config.data.name=digits") from None
-        except Exception:  # noqa: BLE001 - any failure to open means the data is not there
-            where = data_dir or "the default TFDS data dir"
-            raise UserError(f"TFDS dataset {name!r} split {split!r} not found in {where}; {hint}") from None
+        except Exception:  # noqa: BLE001 - any failure to open means the data (or this split) is not there
+            return None
         finally:
             absl_logging.set_verbosity(verbosity)
-        splits.append(ds)
+
+    train = open_split(train_split)
+    if train is None:
+        raise UserError(f"TFDS dataset {name!r} split {train_split!r} not found in {where}; {hint}")
+    test = next((ds for ds in map(open_split, test_splits) if ds is not None), None)
     binary = name.startswith("binarized")
 
-    def split_of(ds) -> ArraySplit:
+    def split_of(ds, index=None) -> ArraySplit:
         first = np.asarray(ds[0]["image"])
+        shape = tuple(first.shape)
+        # Images of varying size (LSUN): centre-cropped to squares of the first image's shorter side.
+        varying = None in tuple(ds.dataset_info.features["image"].shape)
+        if varying:
+            side = min(shape[:2])
+            shape = (side, side, shape[2])
+
+        def image(i):
+            x = np.asarray(ds[i]["image"])
+            if varying:
+                x = _square(x, shape[0])
+            return x
 
         def get(idx):
-            x = np.stack([np.asarray(ds[int(i)]["image"]) for i in idx])
+            rows = [int(i) for i in (idx if index is None else index[np.asarray(idx, np.int64)])]
+            x = np.stack([image(i) for i in rows])
             return (x > 0).astype(np.float32) if binary else x.astype(np.float32) / 255.0
 
-        return ArraySplit(get=get, size=len(ds), shape=tuple(first.shape))
+        return ArraySplit(get=get, size=len(ds) if index is None else len(index), shape=shape)
 
-    return Source(split_of(splits[0]), split_of(splits[1]), "image", "tfds:" + name, levels=2 if binary else 256)
+    if test is not None:
+        tr, te = split_of(train), split_of(test)
+    else:
+        n = len(train)
+        held = np.sort(np.random.default_rng(0).choice(n, max(1, min(HOLDOUT, n // 10)), replace=False))
+        tr, te = split_of(train, np.setdiff1d(np.arange(n), held)), split_of(train, held)
+    return Source(tr, te, "image", "tfds:" + name, levels=2 if binary else 256)
 
 
 # Known parameters of the generated 2-D mixture ("gmm2d"): weights, means, covariances.

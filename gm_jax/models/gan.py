@@ -442,8 +442,19 @@ def r1_penalty(critic, real: jax.Array) -> jax.Array:
     Args:
       critic: x [B, ...] -> D(x) [B] (each output depends on its own row only).
     """
-    grads = jax.grad(lambda x: jnp.sum(critic(x)))(real)
-    return jnp.mean(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1))
+    return logits_and_r1(lambda x: (critic(x), None), real)[2]
+
+
+def logits_and_r1(critic, real: jax.Array) -> tuple[jax.Array, Any, jax.Array]:
+    """(D(real) [B], critic's aux, R1 penalty) from one forward pass: the logits and their input
+    gradient share it (the loss and the penalty of a discriminator update need both).
+
+    Args:
+      critic: x [B, ...] -> (D(x) [B], aux) (each output depends on its own row only).
+    """
+    logits, vjp, aux = jax.vjp(critic, real, has_aux=True)
+    (grads,) = vjp(jnp.ones_like(logits))
+    return logits, aux, jnp.mean(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1))
 
 
 def clip_weights(params: Any, c: float) -> Any:
@@ -537,15 +548,16 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
 
     def d_objective(dp, r1_weight):
         kr, kf = jax.random.split(k_drop)
-        r, st = nets.discriminate(dp, d_stats, real, True, kr)
+        r1 = jnp.zeros(())
+        if r1_weight:  # the penalty's input gradient from the loss's own forward pass on the reals
+            r, st, r1 = logits_and_r1(lambda x: nets.discriminate(dp, d_stats, x, True, kr), real)
+        else:
+            r, st = nets.discriminate(dp, d_stats, real, True, kr)
         f, st = nets.discriminate(dp, st, fake, True, kf)
         loss = d_loss_wasserstein(r, f) if wasserstein else d_loss_gan(r, f)
         gp = jnp.zeros(())
         if m.gp_weight > 0:
             gp = gradient_penalty(lambda x: nets.discriminate(dp, None, x, True, kr)[0], real, fake, k_gp)
-        r1 = jnp.zeros(())
-        if r1_weight:
-            r1 = r1_penalty(lambda x: nets.discriminate(dp, None, x, True, kr)[0], real)
         total = loss + m.gp_weight * gp + r1_weight * (m.r1_gamma / 2.0) * r1
         return total, (loss, gp, r1, r, f, st)
 

@@ -62,7 +62,7 @@ import jax.numpy as jnp
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.models import gan
-from gm_jax.nn.conv import conv_transpose_2x, subpixel_kernel
+from gm_jax.nn.conv import conv2d, conv_transpose_2x, subpixel_kernel
 
 SQRT2 = math.sqrt(2.0)
 
@@ -85,7 +85,7 @@ class StyleGANConfig(gan.AdversarialConfig):
     fmap_base: int = 16384  # feature maps at resolution r: min(fmap_max, fmap_base // r)
     fmap_max: int = 512
     mbstd_group: int = 4  # 0: no minibatch standard deviation
-    conv_method: str = "matmul"  # the transposed convolutions' form (gm_jax.nn.conv)
+    conv_method: str = "matmul"  # every convolution as a matrix product ("matmul") or lax.conv ("subpixel"; gm_jax.nn.conv)
 
     def check(self) -> None:
         super().check()
@@ -183,7 +183,7 @@ def modulated_conv(x, w, s=None, demod=False, up=False, down=False, method="matm
             scale = jax.lax.rsqrt((s**2) @ sq + eps)
         return conv_transpose_2x(x, w, matmul=method == "matmul", phase_scale=scale)
     pad = ((1, 1), (1, 1)) if down else "SAME"
-    y = jax.lax.conv_general_dilated(x, w, (2, 2) if down else (1, 1), pad, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = conv2d(x, w, 2 if down else 1, pad, matmul=method == "matmul")
     if demod:
         y = y * jax.lax.rsqrt((s**2) @ jnp.sum(w**2, axis=(0, 1)) + eps)[:, None, None, :]
     return y
@@ -302,8 +302,8 @@ class Synthesis(nn.Module):
             i += 2
         if m.style == "demod":  # modulated, not demodulated, by the last style
             s = EqDense(x.shape[-1], gain=1.0, bias_init=1.0, name=f"style{i}")(w[:, i])
-            return EqConv(self.channels, 1, gain=1.0, name="torgb")(x, s)
-        return EqConv(self.channels, 1, gain=1.0, name="torgb")(x)
+            return EqConv(self.channels, 1, gain=1.0, method=self.m.conv_method, name="torgb")(x, s)
+        return EqConv(self.channels, 1, gain=1.0, method=self.m.conv_method, name="torgb")(x)
 
 
 class Generator(nn.Module):
@@ -332,14 +332,15 @@ class Discriminator(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = True):
         m, r = self.m, x.shape[1]
-        h = _lrelu(EqConv(m.fmaps(r), 1, name="fromrgb")(x))
+        cm = m.conv_method
+        h = _lrelu(EqConv(m.fmaps(r), 1, method=cm, name="fromrgb")(x))
         while r > 4:
-            h = _lrelu(EqConv(m.fmaps(r), 3, name=f"conv{r}")(h))
-            h = _lrelu(EqConv(m.fmaps(r // 2), down=True, name=f"down{r}")(h))
+            h = _lrelu(EqConv(m.fmaps(r), 3, method=cm, name=f"conv{r}")(h))
+            h = _lrelu(EqConv(m.fmaps(r // 2), down=True, method=cm, name=f"down{r}")(h))
             r //= 2
         if m.mbstd_group:
             h = minibatch_stddev(h, m.mbstd_group)
-        h = _lrelu(EqConv(m.fmaps(4), 3, name="conv4")(h))
+        h = _lrelu(EqConv(m.fmaps(4), 3, method=cm, name="conv4")(h))
         h = _lrelu(EqDense(m.fmaps(4), name="fc")(h.reshape(h.shape[0], -1)))
         return EqDense(1, gain=1.0, name="out")(h)[:, 0]
 

@@ -62,6 +62,45 @@ def conv_transpose_2x(
     return out.reshape(n, 2 * h, 2 * w, co)
 
 
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: Any = "SAME", matmul: bool = False) -> jax.Array:
+    """x [N, H, W, Cin] convolved with kernel [k, k, Cin, Cout] (HWIO; cross-correlation, as
+    `lax.conv_general_dilated`), `padding` "SAME", "VALID" or ((top, bottom), (left, right)).
+
+    `matmul=True` computes it as one matrix product over the k x k shifted (strided) windows of the
+    padded input (im2col): the same multiply-adds, k^2 times the input's memory for the patches, and
+    on XLA:CPU the form that stays fast inside `lax.cond` (where a convolution is not).
+    """
+    if not matmul:
+        return jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+    n, h, w, ci = x.shape
+    k, co = kernel.shape[0], kernel.shape[3]
+    if padding == "SAME":
+        out_h, out_w = -(-h // stride), -(-w // stride)
+        ph, pw = max((out_h - 1) * stride + k - h, 0), max((out_w - 1) * stride + k - w, 0)
+        padding = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2))
+    elif padding == "VALID":
+        padding = ((0, 0), (0, 0))
+    (pt, pb), (pl, pr) = padding
+    xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    out_h = (h + pt + pb - k) // stride + 1
+    out_w = (w + pl + pr - k) // stride + 1
+    if k == 1 and stride == 1:
+        patches = xp
+    else:
+        patches = jnp.concatenate(
+            [
+                xp[:, t : t + stride * (out_h - 1) + 1 : stride, s : s + stride * (out_w - 1) + 1 : stride]
+                for t in range(k)
+                for s in range(k)
+            ],
+            -1,
+        )
+    y = patches.reshape(-1, k * k * ci) @ kernel.reshape(k * k * ci, co)
+    return y.reshape(n, out_h, out_w, co)
+
+
 class ConvTranspose2x(nn.Module):
     """A 4x4, stride-2, "SAME" transposed convolution (output twice the input's size), parameters
     named and shaped as `nn.ConvTranspose`'s ("kernel" [4, 4, Cin, Cout], "bias" [Cout])."""

@@ -28,15 +28,14 @@ import jax
 import numpy as np
 
 B, S, Z, F, MAP = 32, 32, 128, 64, 8
+SQRT2 = math.sqrt(2)
 
 
 def _cfg(method: str, r1_every: int):
     from gm_jax import load_config
 
     cfg = load_config("stylegan2")
-    cfg.model.update(
-        z_dim=Z, w_dim=Z, mapping_layers=MAP, fmap_base=F * S, fmap_max=F, r1_gamma=1.0, r1_every=r1_every
-    )
+    cfg.model.update(z_dim=Z, w_dim=Z, mapping_layers=MAP, fmap_base=F * S, fmap_max=F, r1_gamma=1.0, r1_every=r1_every)
     cfg.model.conv_method = method
     cfg.data.update(shape=(S, S, 3), kind="image", name="random", image_size=S)
     cfg.train.batch_size = B
@@ -75,7 +74,7 @@ def torch_ms_per_step(x: np.ndarray, steps: int) -> float:
     layers = 2 * int(math.log2(S)) - 2
 
     class EqLinear(nn.Module):
-        def __init__(self, ci, co, gain=math.sqrt(2), lr_mul=1.0, bias_init=0.0):
+        def __init__(self, ci, co, gain=SQRT2, lr_mul=1.0, bias_init=0.0):
             super().__init__()
             self.w = nn.Parameter(torch.randn(co, ci) / lr_mul)
             self.b = nn.Parameter(torch.full((co,), bias_init / lr_mul))

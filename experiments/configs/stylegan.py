@@ -18,7 +18,10 @@ Configs A-F (arg): A/B the baseline (z at the input through a dense layer, no ma
 no noise, no mixing; B's tuning of the progressive GAN is not separable here, so B = A), C adds the
 mapping network and AdaIN styles, D the constant input, E the noise inputs, F mixing (= default).
 
-Expected: see README (measured with the launch command, seed 0).
+Expected (measured with the launch command, seed 0, 2000 steps of batch 32, 3 min 11 s on 2 CPU
+cores), 1000 samples on the in-repo digits features: digits-FID 7.47, KID 0.56 +- 0.47, precision
+0.47, recall 0.55, classifier score 4.48; feature_peak_to_mean 4.66 (README: against `stylegan2`
+and `dcgan` at the same steps and batch).
 """
 
 from experiments.configs.gan_base import base

@@ -10,7 +10,10 @@ in the generator's normalisation and the regularisation schedule. Not built: pat
 regularisation (config D) and the skip/residual architectures (configs E-F), so this is the paper's
 config C (B: demodulation, C: lazy regularisation).
 
-Expected: see README (measured with the launch command, seed 0).
+Expected (measured with the launch command, seed 0, 2000 steps of batch 32, 2 min 20 s on 2 CPU
+cores), 1000 samples on the in-repo digits features: digits-FID 6.27, KID 0.76 +- 0.68, precision
+0.47, recall 0.62, classifier score 4.81; feature_peak_to_mean 5.83 (README: against `stylegan`
+and `dcgan` at the same steps and batch).
 """
 
 from experiments.configs.stylegan import style_base

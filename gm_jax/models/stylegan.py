@@ -85,7 +85,9 @@ class StyleGANConfig(gan.AdversarialConfig):
     fmap_base: int = 16384  # feature maps at resolution r: min(fmap_max, fmap_base // r)
     fmap_max: int = 512
     mbstd_group: int = 4  # 0: no minibatch standard deviation
-    conv_method: str = "matmul"  # every convolution as a matrix product ("matmul") or lax.conv ("subpixel"; gm_jax.nn.conv)
+    # Every convolution as a matrix product ("matmul"; the form that stays fast inside the lazy-R1
+    # lax.cond on XLA:CPU) or through lax.conv ("subpixel"); gm_jax.nn.conv.
+    conv_method: str = "matmul"
 
     def check(self) -> None:
         super().check()

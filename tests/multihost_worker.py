@@ -19,9 +19,27 @@ from gm_jax.core import parallel  # noqa: E402
 from gm_jax.core.loop import train  # noqa: E402
 
 
+def _rows_read(pid: int) -> list:
+    """The train rows this process's input path reads for steps 0..3 (the smoke VAE's data)."""
+    from gm_jax.data import load
+
+    cfg = vae_config.get_config("smoke")
+    data = load(cfg.data, cfg.train.batch_size, 0)
+    reads = []
+    get = data.source.train.get
+    data.source = data.source._replace(
+        train=data.source.train._replace(get=lambda idx: reads.append(list(map(int, idx))) or get(idx))
+    )
+    for _ in data.train_iter(0, 4, process=(jax.process_index(), jax.process_count())):
+        pass
+    assert pid == jax.process_index()
+    return reads
+
+
 def main():
     pid, port, workdir = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     parallel.init_distributed(f"127.0.0.1:{port}", 2, pid)
+    reads = _rows_read(pid)
     cfg = vae_config.get_config("smoke")
     cfg.train.update(num_steps=4, ckpt_every=2, log_every=1)
     r = train("vae", cfg, workdir)
@@ -35,6 +53,7 @@ def main():
         "step": r.step,
         "checksum": checksum,
         "eval": r.eval,
+        "reads": reads,
     }
     print("RESULT " + json.dumps(out), flush=True)
     jax.distributed.shutdown()

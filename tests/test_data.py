@@ -53,10 +53,14 @@ def test_unknown_binarisation_is_refused():
 
 @pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("binarized_mnist", (28, 28, 1))])
 def test_tfds_source_through_mock_data(name, shape, tmp_path):
+    labelled = name == "mnist"  # binarized_mnist has no label feature
     with tfds.testing.mock_data(num_examples=32):
         src = sources.get_source(f"tfds:{name}")
         assert src.train.shape == shape and src.train.size == 32
-        x = src.train.get(np.arange(5))
+        got = src.train.get(np.arange(5))
+        x = got["x"] if labelled else got
+        if labelled:
+            assert got["y"].shape == (5,) and got["y"].dtype.kind in "iu"  # the labels come along as "y"
         assert x.dtype == np.float32 and x.shape == (5, *shape) and 0 <= x.min() and x.max() <= 1
         cfg = vae_config.get_config("smoke")
         cfg.data.name = f"tfds:{name}"

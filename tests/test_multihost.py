@@ -51,6 +51,15 @@ def test_two_process_job_agrees_with_single_process(tmp_path):
     assert a["step"] == b["step"] == 4
     assert a["checksum"] == b["checksum"]
     assert a["eval"] == b["eval"]
+    # Each process read only its own rows; together, the global batch of every step.
+    from gm_jax.data import load
+
+    smoke = vae_config.get_config("smoke")
+    data = load(smoke.data, smoke.train.batch_size, 0)
+    assert len(a["reads"]) == len(b["reads"]) == 4
+    for s, (ra, rb) in enumerate(zip(a["reads"], b["reads"], strict=True)):
+        assert len(ra) == len(rb) == smoke.train.batch_size // 2
+        assert ra + rb == data.train_indices(s).tolist()
     with open(os.path.join(wd, "metrics.jsonl")) as f:
         mh = {r["step"]: r["loss"] for r in map(json.loads, f) if "loss" in r}
     # The same global batch on the 8 local fake devices of this process gives the same curve.

@@ -31,6 +31,8 @@ with a 50-term bound): FID 0.79, KID -0.03, precision/recall 0.68/0.93. Held-out
 
 import ml_collections
 
+from experiments.configs.platform import add_platform_keys
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: arg: None for the default run, "smoke" for a 3-step tiny run."""
@@ -97,4 +99,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         cfg.sample.steps = 5
     elif arg:
         raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
-    return cfg
+    return add_platform_keys(cfg)

@@ -2,6 +2,8 @@
 
 import ml_collections
 
+from experiments.configs.platform import add_platform_keys
+
 
 def em_config(
     arg, model_name: str, model: dict, data_name: str, n_train: int, n_test: int, num_steps: int, num_samples: int
@@ -39,4 +41,4 @@ def em_config(
         cfg.train.update(num_steps=3, log_every=1, ckpt_every=2)
     elif arg:
         raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
-    return cfg
+    return add_platform_keys(cfg, neural=False)

@@ -9,6 +9,8 @@ modes, and draw the learned density beside the data (samples/density_step_N.png)
 
 import ml_collections
 
+from experiments.configs.platform import add_platform_keys
+
 
 def base(name: str) -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
@@ -48,7 +50,7 @@ def base(name: str) -> ml_collections.ConfigDict:
     cfg.eval_periodic = ml_collections.ConfigDict(dict(num_samples=0, mode_samples=0))
     # Sampling options (may change at --mode=sample): prior temperature (1 = the model).
     cfg.sample = ml_collections.ConfigDict(dict(temperature=1.0))
-    return cfg
+    return add_platform_keys(cfg)
 
 
 def smoke(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -8,6 +8,8 @@ noise of `model.point_z_dim`), and the evaluation reports mode coverage on 2500 
 
 import ml_collections
 
+from experiments.configs.platform import add_platform_keys
+
 
 def base(name: str, arg: str | None) -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
@@ -48,7 +50,7 @@ def base(name: str, arg: str | None) -> ml_collections.ConfigDict:
     # Periodic evaluations: the same sample-quality stage on fewer samples (mode coverage on 2500).
     cfg.eval_periodic = ml_collections.ConfigDict(dict(num_samples=500, parzen_samples=0))
     cfg.sample = ml_collections.ConfigDict({})
-    return cfg
+    return add_platform_keys(cfg)
 
 
 def smoke(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

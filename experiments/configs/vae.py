@@ -20,6 +20,8 @@ real digits: FID 1.77, precision 0.89, recall 0.91, score 7.49 at 297 samples; R
 
 import ml_collections
 
+from experiments.configs.platform import add_platform_keys
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: arg: None for the default run, "smoke" for a 3-step tiny run."""
@@ -71,4 +73,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         cfg.eval_periodic.update(iwae_k=4, iwae_chunk=4)
     elif arg:
         raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
-    return cfg
+    return add_platform_keys(cfg)

@@ -19,6 +19,7 @@ precision 0.49, recall 0.97. Paper: CIFAR-10 4.67 bits/dim with its PixelCNN pri
 import ml_collections
 
 from experiments.configs import vae
+from experiments.configs.platform import add_platform_keys
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -66,4 +67,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             num_steps=3, batch_size=16, log_every=1, eval_every=0, ckpt_every=2, sample_every=0, num_samples=16
         )
         cfg.eval.update(batch_size=16, num_examples=32, num_samples=64, sample_batch=32)
-    return cfg
+    return add_platform_keys(cfg)

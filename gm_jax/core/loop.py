@@ -64,7 +64,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import math
 import os
 import sys
 from typing import Any, NamedTuple
@@ -80,11 +79,22 @@ from gm_jax.core.errors import UserError
 from gm_jax.core.steps import check_optimizer
 from gm_jax.core.writer import Progress, Writer
 
-# Config keys that may change between a run and its resumption (length, intervals, evaluation, sampling).
+# Config keys that may change between a run and its resumption (length, intervals, evaluation, sampling,
+# steps per dispatch, and how the data is read).
 RESUMABLE_KEYS = {
-    "train": {"num_steps", "log_every", "eval_every", "ckpt_every", "sample_every", "num_samples", "max_to_keep"},
+    "train": {
+        "num_steps",
+        "log_every",
+        "eval_every",
+        "ckpt_every",
+        "sample_every",
+        "num_samples",
+        "max_to_keep",
+        "steps_per_call",
+    },
 }
 RESUMABLE_SECTIONS = {"eval", "eval_periodic", "sample"}
+RESUMABLE_DATA_KEYS = {"num_threads", "prefetch", "num_workers"}
 LOCK_FILE = ".lock"
 
 
@@ -148,6 +158,20 @@ def _validate(cfg: ml_collections.ConfigDict) -> None:
         v = t.get(key, 0)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise UserError(f"train.{key} must be a non-negative integer, got {v!r}")
+    k = t.get("steps_per_call", 1)
+    if not _positive_int(k):
+        raise UserError(f"train.steps_per_call must be a positive integer, got {k!r}")
+    if k > 1:
+        keys = ("num_steps", "log_every", "eval_every", "ckpt_every", "sample_every")
+        bad = [key for key in keys if t.get(key, 0) % k]
+        if bad:
+            raise UserError(
+                f"train.steps_per_call={k} must divide train.{bad[0]} ({t.get(bad[0])}): steps run {k} per call, so "
+                "logging, evaluation, sampling and checkpoints fall on multiples of it"
+            )
+    dtype = cfg.get("model", {}).get("dtype", "float32")
+    if dtype not in ("float32", "bfloat16"):
+        raise UserError(f"model.dtype must be float32 or bfloat16 (the compute dtype), got {dtype!r}")
     if not _positive_int(t.get("max_to_keep", 3)):
         raise UserError(
             f"train.max_to_keep must be a positive integer (checkpoints kept), got {t.get('max_to_keep')!r}"
@@ -164,7 +188,7 @@ def _validate(cfg: ml_collections.ConfigDict) -> None:
 
 def _comparable(cfg_dict: dict) -> dict:
     out = {k: v for k, v in cfg_dict.items() if k not in RESUMABLE_SECTIONS}
-    for section, keys in RESUMABLE_KEYS.items():
+    for section, keys in {**RESUMABLE_KEYS, "data": RESUMABLE_DATA_KEYS}.items():
         if isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k not in keys}
     return out
@@ -483,9 +507,13 @@ class _Run:
             )
         sums: dict[str, Any] = {}
         count = 0.0
-        for i, batch in enumerate(self.data.eval_batches(bs, eval_cfg.get("eval", {}).get("num_examples", -1))):
+        from gm_jax.data.pipeline import local_rows
+
+        rows = local_rows(bs, jax.process_index(), jax.process_count())  # each process reads its own rows
+        n_max = eval_cfg.get("eval", {}).get("num_examples", -1)
+        for i, batch in enumerate(self.data.eval_batches(bs, n_max, rows)):
             mask = batch.pop("mask")
-            out = fn(state, parallel.shard_batch(batch, self.mesh), jax.random.fold_in(self.eval_key, i))
+            out = fn(state, parallel.shard_local(batch, self.mesh), jax.random.fold_in(self.eval_key, i))
             out = parallel.to_host(out)
             for k, v in out.items():
                 v = np.asarray(v, np.float64)
@@ -695,18 +723,30 @@ class _Run:
     def train_loop(self, state) -> Any:
         family, cfg = self.family, self.cfg
 
-        def traced_step(s, b, k):
-            self.step_compilations += 1  # runs once per trace, i.e. once per compilation
-            return family.train_step(s, b, k, cfg)
+        t = cfg.train
+        k = int(t.get("steps_per_call", 1))
+        decode = self.data.decode
 
+        def traced_step(s, b, key):
+            self.step_compilations += 1  # runs once per trace, i.e. once per compilation
+            if k == 1:
+                return family.train_step(s, decode(b), key, cfg)
+            # k steps in one dispatch: the same step scanned over k stacked batches; metrics [k].
+            return jax.lax.scan(lambda s, b: family.train_step(s, decode(b), key, cfg), s, b)
+
+        batch_axis = 0 if k == 1 else 1
         step_fn = jax.jit(
             traced_step,
-            in_shardings=(self.repl, self.data_sharding, self.repl),
+            in_shardings=(self.repl, parallel.batch_sharded(self.mesh, batch_axis), self.repl),
             out_shardings=(self.repl, self.repl),
             donate_argnums=(0,),
         )
-        t = cfg.train
         num_steps, start = t.num_steps, self.start
+        if k > 1 and start % k:
+            raise UserError(
+                f"train.steps_per_call={k} must divide the step the run resumes from ({start}); resume with a "
+                "steps_per_call that divides it"
+            )
         progress = Progress(num_steps, start, enabled=jax.process_index() == 0)
         pending: tuple[int, Any] | None = None
         periodic_cfg = _eval_cfg(cfg, "eval_periodic")
@@ -717,10 +757,12 @@ class _Run:
 
         def check(entry):
             s, m = entry
-            loss = _scalar(m["loss"])
-            if not math.isfinite(loss):
+            losses = np.atleast_1d(np.asarray(parallel.to_host(m["loss"]), np.float64))
+            bad = np.flatnonzero(~np.isfinite(losses))
+            if len(bad):
+                at = s - len(losses) + 1 + int(bad[0])
                 self.ckpt.wait()
-                raise UserError(f"non-finite loss ({loss}) at step {s}; run stopped, {kept()}")
+                raise UserError(f"non-finite loss ({losses[bad[0]]}) at step {at}; run stopped, {kept()}")
 
         def save(done, state):
             # Only a state whose own values are all finite is saved and called good.
@@ -730,14 +772,18 @@ class _Run:
             self.ckpt.save(done, state)
 
         try:
-            for step in range(start, num_steps):
-                batch = parallel.shard_batch(self.data.train_batch(step), self.mesh)
+            process = (jax.process_index(), jax.process_count())
+            batches = self.data.train_iter(start, num_steps, k, process) if start < num_steps else iter(())
+            for step in range(start, num_steps, k):
+                batch = parallel.shard_local(next(batches), self.mesh, batch_axis)
                 state, metrics = step_fn(state, batch, self.loop_key)
                 if pending is not None:
-                    check(pending)  # one step behind, so the host does not wait on every step
-                done = step + 1
+                    check(pending)  # one call behind, so the host does not wait on every step
+                done = step + k
                 pending = (done, metrics)
-                if done == start + 1:
+                if k > 1:  # the last of the k steps' metrics is logged (the intervals are multiples of k)
+                    metrics = jax.tree.map(lambda v: v[-1], metrics)
+                if done == start + k:
                     progress.restart_clock(done)
                 if t.log_every and (done % t.log_every == 0 or done == num_steps):
                     check(pending)

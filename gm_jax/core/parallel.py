@@ -55,9 +55,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def batch_sharded(mesh: Mesh) -> NamedSharding:
-    """Sharding that splits the leading (batch) axis over the data axis."""
-    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+def batch_sharded(mesh: Mesh, axis: int = 0) -> NamedSharding:
+    """Sharding that splits the batch axis (the leading one unless `axis` says) over the data axis."""
+    return NamedSharding(mesh, PartitionSpec(*([None] * axis), DATA_AXIS))
 
 
 def check_global_batch(batch_size: int, mesh: Mesh) -> None:
@@ -102,6 +102,27 @@ def shard_batch(global_batch: Any, mesh: Mesh) -> Any:
         return jax.make_array_from_process_local_data(sharding, local, x.shape)
 
     return jax.tree.map(put, global_batch)
+
+
+def shard_local(local_batch: Any, mesh: Mesh, leading: int = 0) -> Any:
+    """Global arrays from this process's rows (`gm_jax.data.pipeline.local_rows`) of a batch.
+
+    Args:
+      local_batch: pytree of numpy arrays; axis `leading` holds this process's rows.
+      mesh: the data mesh.
+      leading: the batch axis (1 for k stacked steps [k, B/P, ...]).
+    Returns:
+      pytree of global `jax.Array`s sharded along that axis over the data axis.
+    """
+    sharding = batch_sharded(mesh, leading)
+    n = jax.process_count()
+
+    def put(x):
+        x = np.asarray(x)
+        shape = x.shape[:leading] + (x.shape[leading] * n,) + x.shape[leading + 1 :]
+        return jax.make_array_from_process_local_data(sharding, x, shape)
+
+    return jax.tree.map(put, local_batch)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

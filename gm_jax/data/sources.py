@@ -94,7 +94,29 @@ def _square(x: np.ndarray, side: int) -> np.ndarray:
 HOLDOUT = 10_000  # test examples held out of a TFDS set that has only a train split (at most a tenth)
 
 
-def tfds_source(name: str, data_dir: str | None, train_split: str = "train", test_splits=("test", "validation")) -> Source:
+def _scalar_features(ds) -> dict[str, str]:
+    """The scalar numeric features of a TFDS set besides its image, as {tfds name: batch key}
+    ("label" becomes "y", as the embedded digits carry it)."""
+    out = {}
+    for key, feat in ds.dataset_info.features.items():
+        if key == "image" or tuple(getattr(feat, "shape", (None,))) != ():
+            continue
+        try:
+            dtype = np.dtype(feat.np_dtype)  # not `.dtype`, which imports TensorFlow
+        except (AttributeError, TypeError):
+            continue
+        if dtype.kind in "biuf":
+            out[key] = "y" if key == "label" else key
+    return out
+
+
+def tfds_source(
+    name: str,
+    data_dir: str | None,
+    train_split: str = "train",
+    test_splits=("test", "validation"),
+    explicit_test: bool = False,
+) -> Source:
     """An image dataset read through `tfds.data_source` (array_record; TensorFlow not needed).
 
     uint8 images are scaled by 1/255; binary datasets (binarized_mnist) are read as x > 0. The test
@@ -132,7 +154,13 @@ def tfds_source(name: str, data_dir: str | None, train_split: str = "train", tes
     if train is None:
         raise UserError(f"TFDS dataset {name!r} split {train_split!r} not found in {where}; {hint}")
     test = next((ds for ds in map(open_split, test_splits) if ds is not None), None)
-    binary = name.startswith("binarized")
+    if test is None and explicit_test:
+        raise UserError(f"TFDS dataset {name!r} split {test_splits[0]!r} not found in {where}; {hint}")
+    # Binary-ness from the data: uint8 pixels that never exceed 1 in the first examples (dSprites,
+    # binarized_mnist) are 0/1 images, not grey levels to divide by 255.
+    first_max = max(int(np.asarray(train[i]["image"]).max()) for i in range(min(len(train), 64)))
+    binary = name.startswith("binarized") or first_max <= 1
+    extra = _scalar_features(train)
 
     def split_of(ds, index=None) -> ArraySplit:
         first = np.asarray(ds[0]["image"])
@@ -143,16 +171,20 @@ def tfds_source(name: str, data_dir: str | None, train_split: str = "train", tes
             side = min(shape[:2])
             shape = (side, side, shape[2])
 
-        def image(i):
-            x = np.asarray(ds[i]["image"])
+        def image(record):
+            x = np.asarray(record["image"])
             if varying:
                 x = _square(x, shape[0])
             return x
 
         def get(idx):
             rows = [int(i) for i in (idx if index is None else index[np.asarray(idx, np.int64)])]
-            x = np.stack([image(i) for i in rows])
-            return (x > 0).astype(np.float32) if binary else x.astype(np.float32) / 255.0
+            records = [ds[i] for i in rows]
+            x = np.stack([image(r) for r in records])
+            x = (x > 0).astype(np.float32) if binary else x.astype(np.float32) / 255.0
+            if not extra:
+                return x
+            return {"x": x, **{k: np.asarray([r[f] for r in records]) for f, k in extra.items()}}
 
         return ArraySplit(get=get, size=len(ds) if index is None else len(index), shape=shape)
 
@@ -275,8 +307,13 @@ def resized(source: Source, size: int) -> Source:
     return source._replace(train=split(source.train), test=split(source.test), levels=levels)
 
 
-def get_source(name: str, data_dir: str | None = None) -> Source:
+def get_source(
+    name: str, data_dir: str | None = None, train_split: str | None = None, test_split: str | None = None
+) -> Source:
     """Resolve `name`: an embedded set (EMBEDDED, the 2-D sets of `gm_jax.data.points`) or "tfds:<name>".
+
+    `train_split` / `test_split` name TFDS splits (slicing such as "train[:90%]" allowed); embedded
+    sets have their own fixed splits and refuse them.
 
     Raises:
       UserError: unknown name or missing data.
@@ -286,7 +323,10 @@ def get_source(name: str, data_dir: str | None = None) -> Source:
 
         return dsprites.tfds_dsprites(data_dir)
     if name.startswith("tfds:"):
-        return tfds_source(name[len("tfds:") :], data_dir)
+        tests = (test_split,) if test_split else ("test", "validation")
+        return tfds_source(name[len("tfds:") :], data_dir, train_split or "train", tests, bool(test_split))
+    if train_split or test_split:
+        raise UserError(f"data.train_split / data.test_split name TFDS splits; {name!r} has fixed splits")
     embedded = _embedded()
     if name in embedded:
         return embedded[name]()

@@ -48,6 +48,7 @@ from jax.scipy.special import log_ndtr
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.core.steps import init_state, make_train_step
+from gm_jax.nn.precision import compute_dtype, mixed_apply
 from gm_jax.nn.unet import UNet
 
 EpsFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x_t [B, ...], t index [B]) -> eps-hat
@@ -67,6 +68,7 @@ class DDPMConfig:
     attn_resolutions: tuple = (16,)
     dropout: float = 0.1
     random_flip: bool = False
+    dtype: str = "float32"  # compute dtype of the U-Net: "float32" | "bfloat16" (losses and the bound stay float32)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> DDPMConfig:
@@ -93,6 +95,8 @@ class DDPMConfig:
             raise UserError(f"model.ch_mult must be positive integers, got {out.ch_mult!r}")
         if not 0.0 <= out.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1), got {out.dropout!r}")
+        if out.dtype not in ("float32", "bfloat16"):
+            raise UserError(f"model.dtype must be float32 or bfloat16, got {out.dtype!r}")
         data = cfg.get("data", {})
         shape = tuple(data.get("shape", ()))
         if data.get("kind", "image") != "image" or len(shape) != 3:
@@ -402,7 +406,8 @@ def _to_model(x: jax.Array) -> jax.Array:
 
 def _eps_fn(mc: DDPMConfig, params: Any) -> EpsFn:
     net = _unet(mc)
-    return lambda x, t: net.apply({"params": params}, x, t, train=False)
+    apply = mixed_apply(net.apply, compute_dtype(mc.dtype))
+    return lambda x, t: apply({"params": params}, x, t, train=False)
 
 
 def check_sample(cfg: Any) -> dict:
@@ -450,7 +455,8 @@ def loss_fn(params, model_state, batch, rng, cfg, step):
     t = jax.random.randint(k_t, (b,), 0, mc.timesteps)
     eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
     xt = q_sample(sched, x0, t, eps)
-    pred = _unet(mc).apply({"params": params}, xt, t, train=True, rngs={"dropout": k_drop})
+    apply = mixed_apply(_unet(mc).apply, compute_dtype(mc.dtype))  # model.dtype: the U-Net's compute dtype
+    pred = apply({"params": params}, xt, t, train=True, rngs={"dropout": k_drop})
     loss = jnp.mean((pred - eps) ** 2)
     return loss, ({"mse_eps": loss}, model_state)
 

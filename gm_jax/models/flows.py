@@ -80,6 +80,7 @@ class FlowConfig:
     point_couplings: int = 8
     point_hidden: tuple = (128, 128)
     random_flip: bool = False
+    dtype: str = "float32"  # float32 only: an exact log-likelihood sums log-determinants bfloat16 cannot hold
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> FlowConfig:
@@ -93,6 +94,11 @@ class FlowConfig:
         out = dataclasses.replace(out, hidden=tuple(out.hidden), point_hidden=tuple(out.point_hidden))
         if out.kind not in ("nice", "realnvp"):
             raise UserError(f"model.kind must be nice or realnvp, got {out.kind!r}")
+        if out.dtype != "float32":
+            raise UserError(
+                f"model.dtype={out.dtype!r}: flows compute in float32 only (their exact log-likelihood sums "
+                "log-determinants that bfloat16's 8-bit mantissa cannot hold)"
+            )
         if out.prior not in ("logistic", "gaussian"):
             raise UserError(f"model.prior must be logistic or gaussian, got {out.prior!r}")
         if out.norm not in ("none", "actnorm"):

@@ -56,6 +56,7 @@ from gm_jax.core.state import TrainState, ema_update
 from gm_jax.core.steps import check_optimizer, make_optimizer
 from gm_jax.nn.conv import ConvTranspose2x
 from gm_jax.nn.mlp import activation
+from gm_jax.nn.precision import compute_dtype, mixed_apply
 
 # ----------------------------------------------------------------------------- config
 
@@ -77,6 +78,7 @@ class AdversarialConfig:
     gp_weight: float = 0.0  # gradient penalty lambda; 0 = off
     r1_gamma: float = 0.0  # R1 penalty gamma/2 E|grad D(x_real)|^2 (Mescheder et al. 2018); 0 = off
     r1_every: int = 1  # lazy R1: on every r1_every-th D update only, weighted by r1_every (StyleGAN2: 16)
+    dtype: str = "float32"  # compute dtype: "float32" | "bfloat16" (parameters, losses, metrics stay float32)
 
     @classmethod
     def from_cfg(cls, cfg: Any):
@@ -101,6 +103,7 @@ class AdversarialConfig:
     def check(self) -> None:
         self.one_of("loss", ("gan", "wasserstein"))
         self.one_of("g_loss", ("non_saturating", "minimax"))
+        self.one_of("dtype", ("float32", "bfloat16"))
         for key in ("boost_iters", "boost_every", "r1_every"):
             if not _positive_int(getattr(self, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -351,6 +354,9 @@ class Nets:
         else:
             self.g = MLPGenerator(m.g_hidden, dim, m.mlp_act, "sigmoid")
             self.d = MLPDiscriminator(m.d_hidden, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)
+        # Both nets compute in model.dtype; parameters, batch stats and losses stay float32.
+        self.g_apply = mixed_apply(self.g.apply, compute_dtype(m.dtype))
+        self.d_apply = mixed_apply(self.d.apply, compute_dtype(m.dtype))
 
     def init_vars(self, key, x):
         """(G's variables, D's variables) for net-space data x [2, ...]."""
@@ -376,20 +382,20 @@ class Nets:
     def generate(self, params, stats, z, train):
         """(G(z) in net space, G's updated batch stats or None)."""
         if stats is None:
-            return self.g.apply({"params": params}, z, train=train), None
+            return self.g_apply({"params": params}, z, train=train), None
         if not train:
-            return self.g.apply({"params": params, "batch_stats": stats}, z, train=False), stats
-        out, upd = self.g.apply({"params": params, "batch_stats": stats}, z, train=True, mutable=["batch_stats"])
+            return self.g_apply({"params": params, "batch_stats": stats}, z, train=False), stats
+        out, upd = self.g_apply({"params": params, "batch_stats": stats}, z, train=True, mutable=["batch_stats"])
         return out, upd["batch_stats"]
 
     def discriminate(self, params, stats, x, train, key=None):
         """(D(x) logits/critic values [B], D's updated batch stats or None)."""
         rngs = {"dropout": key} if key is not None else {}
         if stats is None:
-            return self.d.apply({"params": params}, x, train=train, rngs=rngs), None
+            return self.d_apply({"params": params}, x, train=train, rngs=rngs), None
         if not train:
-            return self.d.apply({"params": params, "batch_stats": stats}, x, train=False, rngs=rngs), stats
-        out, upd = self.d.apply(
+            return self.d_apply({"params": params, "batch_stats": stats}, x, train=False, rngs=rngs), stats
+        out, upd = self.d_apply(
             {"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"], rngs=rngs
         )
         return out, upd["batch_stats"]

@@ -63,6 +63,7 @@ from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.models import gan
 from gm_jax.nn.conv import conv2d, conv_transpose_2x, subpixel_kernel
+from gm_jax.nn.precision import compute_dtype, mixed_apply
 
 SQRT2 = math.sqrt(2.0)
 
@@ -358,6 +359,8 @@ class StyleNets:
         self.z_dim = m.z_dim
         self.g = Generator(m, self.res, self.channels)
         self.d = Discriminator(m)
+        self.g_apply = mixed_apply(self.g.apply, compute_dtype(m.dtype))  # model.dtype: the compute dtype
+        self.d_apply = mixed_apply(self.d.apply, compute_dtype(m.dtype))
 
     def init_vars(self, key, x):
         kg, kn, kd = jax.random.split(key, 3)
@@ -385,13 +388,13 @@ class StyleNets:
         }
 
     def map(self, params, z):
-        return self.g.apply({"params": params}, z, method="map")
+        return self.g_apply({"params": params}, z, method="map")
 
     def synthesize(self, params, styles, key, z=None, capture=False):
         """Images in [-1, 1] space from styles [N, L, w_dim]; with `capture`, also the last feature maps."""
         if not capture:
-            return self.g.apply({"params": params}, styles, z, method="synthesize", rngs={"noise": key})
-        out, inter = self.g.apply(
+            return self.g_apply({"params": params}, styles, z, method="synthesize", rngs={"noise": key})
+        out, inter = self.g_apply(
             {"params": params}, styles, z, method="synthesize", rngs={"noise": key}, mutable=["intermediates"]
         )
         return out, inter["intermediates"]["synthesis"]["features"][0]
@@ -410,7 +413,7 @@ class StyleNets:
         return self.synthesize(params, styles, latent["key"], latent["z"]), stats
 
     def discriminate(self, params, stats, x, train, key=None):
-        return self.d.apply({"params": params}, x), None
+        return self.d_apply({"params": params}, x), None
 
 
 # ----------------------------------------------------------------------------- styles

@@ -41,6 +41,7 @@ from gm_jax.core.state import TrainState
 from gm_jax.core.steps import init_state, make_train_step
 from gm_jax.metrics.likelihood import bits_per_dim, chunked_logmeanexp
 from gm_jax.nn.mlp import MLP, activation
+from gm_jax.nn.precision import compute_dtype, mixed_apply
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -68,6 +69,7 @@ class VAEConfig:
     tc_alpha: float = 1.0
     tc_gamma: float = 1.0
     tc_estimator: str = "mss"  # "mss" | "mws"
+    dtype: str = "float32"  # compute dtype: "float32" | "bfloat16" (parameters, losses, metrics stay float32)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> VAEConfig:
@@ -104,6 +106,7 @@ class VAEConfig:
             "objective": ("elbo", "tcvae"),
             "tc_estimator": ("mss", "mws"),
             "conv_method": ("subpixel", "matmul", "xla"),
+            "dtype": ("float32", "bfloat16"),
         }
         for key, allowed in choices.items():
             if getattr(out, key) not in allowed:
@@ -316,22 +319,27 @@ def elbo_terms(model: VAE, params: Any, x: jax.Array, eps: jax.Array, beta: floa
     return terms
 
 
+def _apply(model: VAE):
+    """`model.apply` computing in the config's dtype (float32 outputs; gm_jax.nn.precision)."""
+    return mixed_apply(model.apply, compute_dtype(model.cfg.dtype))
+
+
 def _elbo_and_posterior(model, params, x, eps, beta=1.0):
-    mu, logvar = model.apply({"params": params}, x, method=VAE.encode)
+    mu, logvar = _apply(model)({"params": params}, x, method=VAE.encode)
     z = mu + jnp.exp(0.5 * logvar) * eps
-    log_px_z = decoder_log_prob(model.cfg, x, model.apply({"params": params}, z, method=VAE.decode))
+    log_px_z = decoder_log_prob(model.cfg, x, _apply(model)({"params": params}, z, method=VAE.decode))
     kl = gaussian_kl(mu, logvar)
     return ELBOTerms(log_px_z - beta * kl, log_px_z, kl), (z, mu, logvar)
 
 
 def iwae_log_likelihood(model: VAE, params: Any, x: jax.Array, key: jax.Array, k: int, chunk: int) -> jax.Array:
     """IWAE estimate log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z|x). [B, D] -> [B]"""
-    mu, logvar = model.apply({"params": params}, x, method=VAE.encode)
+    mu, logvar = _apply(model)({"params": params}, x, method=VAE.encode)
 
     def log_w(key):
         eps = jax.random.normal(key, (chunk,) + mu.shape, mu.dtype)  # [chunk, B, Z]
         z = mu + jnp.exp(0.5 * logvar) * eps
-        logits = model.apply({"params": params}, z, method=VAE.decode)  # [chunk, B, D]
+        logits = _apply(model)({"params": params}, z, method=VAE.decode)  # [chunk, B, D]
         log_pz = -0.5 * jnp.sum(LOG_2PI + z**2, axis=-1)
         log_qz = -0.5 * jnp.sum(LOG_2PI + logvar + eps**2, axis=-1)
         return decoder_log_prob(model.cfg, x, logits) + log_pz - log_qz
@@ -433,7 +441,7 @@ def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
     model = _model(cfg)
     temperature = float(cfg.get("sample", {}).get("temperature", 1.0))
     z = temperature * jax.random.normal(key, (n, model.cfg.latent_dim))
-    logits = model.apply({"params": state.eval_params()}, z, method=VAE.decode)
+    logits = _apply(model)({"params": state.eval_params()}, z, method=VAE.decode)
     return jax.nn.sigmoid(logits).reshape((n,) + tuple(cfg.data.shape))
 
 
@@ -442,7 +450,7 @@ def reconstruct(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> jax
     del key
     model = _model(cfg)
     x = batch["x"]
-    logits = model.apply({"params": state.eval_params()}, _flat(x))
+    logits = _apply(model)({"params": state.eval_params()}, _flat(x))
     return jax.nn.sigmoid(logits).reshape(x.shape)
 
 
@@ -450,7 +458,7 @@ def encode(state: TrainState, x: jax.Array, cfg: Any) -> jax.Array:
     """Posterior means mu(x) [B, Z] of images [B, H, W, C] (the representation the disentanglement
     metrics score)."""
     model = _model(cfg)
-    mu, _ = model.apply({"params": state.eval_params()}, _flat(x), method=VAE.encode)
+    mu, _ = _apply(model)({"params": state.eval_params()}, _flat(x), method=VAE.encode)
     return mu
 
 
@@ -460,9 +468,9 @@ def figures(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
     del key
     model = _model(cfg)
     params = state.eval_params()
-    mu, _ = model.apply({"params": params}, _flat(batch["x"][:1]), method=VAE.encode)
+    mu, _ = _apply(model)({"params": params}, _flat(batch["x"][:1]), method=VAE.encode)
     zdim, steps = mu.shape[1], jnp.linspace(-3.0, 3.0, 9, dtype=mu.dtype)
     z = jnp.broadcast_to(mu[0], (zdim, 9, zdim))
     z = jnp.where(jnp.eye(zdim, dtype=bool)[:, None, :], steps[None, :, None], z)
-    images = jax.nn.sigmoid(model.apply({"params": params}, z, method=VAE.decode))
+    images = jax.nn.sigmoid(_apply(model)({"params": params}, z, method=VAE.decode))
     return {"traversal": images.reshape((zdim, 9) + tuple(batch["x"].shape[1:]))}

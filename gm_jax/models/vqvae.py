@@ -51,6 +51,7 @@ from gm_jax.core.steps import init_state, make_train_step
 from gm_jax.metrics.likelihood import bits_per_dim
 from gm_jax.models.vae import decoder_log_prob
 from gm_jax.nn.conv import ConvTranspose2x
+from gm_jax.nn.precision import compute_dtype, mixed_apply
 
 PRECISION = jax.lax.Precision.HIGHEST
 
@@ -74,6 +75,7 @@ class VQConfig:
     decoder: str = "bernoulli"  # "bernoulli" | "gaussian"
     decoder_std: float = 0.1
     conv_method: str = "matmul"
+    dtype: str = "float32"  # compute dtype of encoder/decoder: "float32" | "bfloat16" (the quantiser stays float32)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> VQConfig:
@@ -87,6 +89,8 @@ class VQConfig:
             v = getattr(out, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise UserError(f"model.{key} must be a positive integer, got {v!r}")
+        if out.dtype not in ("float32", "bfloat16"):
+            raise UserError(f"model.dtype must be float32 or bfloat16, got {out.dtype!r}")
         if out.num_codes < 2:
             raise UserError(f"model.num_codes must be at least 2, got {out.num_codes}")
         if not isinstance(out.res_blocks, int) or out.res_blocks < 0:
@@ -165,6 +169,11 @@ class VQVAE(nn.Module):
 
     def __call__(self, x):
         return self.decode(self.encode(x))
+
+
+def _apply(model: VQVAE):
+    """`model.apply` computing in the config's dtype (float32 outputs; gm_jax.nn.precision)."""
+    return mixed_apply(model.apply, compute_dtype(model.cfg.dtype))
 
 
 def quantize(z_e: jax.Array, codebook: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -317,9 +326,9 @@ def init(key: jax.Array, cfg: Any, example_batch: dict, parent: Any = None) -> T
 def forward(model: VQVAE, params, model_state, x):
     """(log p(x | z_q) [B], codebook term [B], commitment term [B], z_e, idx)."""
     book = _codebook(params, model_state)
-    z_e = model.apply({"params": params}, x, method=VQVAE.encode)
+    z_e = _apply(model)({"params": params}, x, method=VQVAE.encode)
     idx, z_q = quantize(z_e, book)
-    logits = model.apply({"params": params}, straight_through(z_e, z_q), method=VQVAE.decode)
+    logits = _apply(model)({"params": params}, straight_through(z_e, z_q), method=VQVAE.decode)
     sq = lambda a: jnp.sum(a.reshape(a.shape[0], -1) ** 2, 1)  # noqa: E731
     codebook_term = sq(jax.lax.stop_gradient(z_e) - z_q)
     commit = sq(z_e - jax.lax.stop_gradient(z_q))
@@ -413,7 +422,7 @@ def codes(state: TrainState, x: jax.Array, cfg: Any) -> jax.Array:
     """Code indices [B, h, w] of images."""
     model = _model(cfg)
     params = state.eval_params()
-    z_e = model.apply({"params": params}, x, method=VQVAE.encode)
+    z_e = _apply(model)({"params": params}, x, method=VQVAE.encode)
     return quantize(z_e, _codebook(params, state.model_state))[0]
 
 
@@ -422,7 +431,7 @@ def decode_codes(state: TrainState, idx: jax.Array, cfg: Any) -> jax.Array:
     model = _model(cfg)
     params = state.eval_params()
     z_q = _codebook(params, state.model_state)[idx]
-    return jax.nn.sigmoid(model.apply({"params": params}, z_q, method=VQVAE.decode))
+    return jax.nn.sigmoid(_apply(model)({"params": params}, z_q, method=VQVAE.decode))
 
 
 def reconstruct(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> jax.Array:

@@ -88,7 +88,7 @@ class UNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, t, train: bool = False):
-        temb = timestep_embedding(t, self.ch)
+        temb = timestep_embedding(t, self.ch).astype(x.dtype)  # in x's (compute) dtype, so bf16 stays bf16
         temb = nn.Dense(4 * self.ch)(temb)
         temb = nn.Dense(4 * self.ch)(nn.swish(temb))
         hs = [nn.Conv(self.ch, (3, 3))(x)]

@@ -79,3 +79,59 @@ def test_paper_scale_config_runs_under_mock_mnist(tmp_path):
     with tfds.testing.mock_data(num_examples=32):
         r = train("vae", vae_mnist.get_config("smoke"), str(tmp_path))
     assert r.step_compilations == 1 and all(np.isfinite(v) for v in r.eval.values())
+
+
+def _fake_tfds(monkeypatch, splits: dict, features: dict):
+    """tfds.data_source replaced by in-memory splits {name: [records]}; records the splits asked for."""
+    import types
+
+    asked = []
+
+    class Fake(list):
+        dataset_info = types.SimpleNamespace(features=features)
+
+    def data_source(name, split, data_dir, download):
+        asked.append(split)
+        if split not in splits:
+            raise ValueError(f"no split {split}")
+        return Fake(splits[split])
+
+    monkeypatch.setattr(tfds, "data_source", data_source)
+    return asked
+
+
+def test_tfds_splits_come_from_the_config_and_a_missing_one_is_named(monkeypatch, tmp_path):
+    import types
+
+    rng = np.random.default_rng(0)
+    rec = [{"image": rng.integers(0, 256, (4, 4, 1), dtype=np.uint8), "label": np.int64(i % 3)} for i in range(20)]
+    feats = {
+        "image": types.SimpleNamespace(shape=(4, 4, 1), np_dtype=np.uint8),
+        "label": types.SimpleNamespace(shape=(), np_dtype=np.int64),
+    }
+    asked = _fake_tfds(monkeypatch, {"train[:90%]": rec[:18], "train[90%:]": rec[18:]}, feats)
+    src = sources.get_source("tfds:toy", train_split="train[:90%]", test_split="train[90%:]")
+    assert (src.train.size, src.test.size, src.levels) == (18, 2, 256)
+    assert asked[:2] == ["train[:90%]", "train[90%:]"]
+    got = src.test.get(np.arange(2))
+    np.testing.assert_array_equal(got["y"], [0, 1])  # labels carried, as "y"
+    np.testing.assert_array_equal(got["x"], np.stack([r["image"] for r in rec[18:]]) / np.float32(255))
+    with pytest.raises(UserError, match="split 'test' not found"):
+        sources.get_source("tfds:toy", train_split="train[:90%]", test_split="test")
+    with pytest.raises(UserError, match="name TFDS splits"):
+        sources.get_source("digits", train_split="train")
+
+
+def test_tfds_binary_images_are_recognised_from_the_data_not_the_name(monkeypatch):
+    import types
+
+    rng = np.random.default_rng(1)
+    bits = [{"image": rng.integers(0, 2, (4, 4, 1), dtype=np.uint8)} for _ in range(12)]
+    _fake_tfds(monkeypatch, {"train": bits, "test": bits[:4]}, {"image": types.SimpleNamespace(shape=(4, 4, 1))})
+    src = sources.get_source("tfds:my_bits")
+    assert src.levels == 2
+    x = src.train.get(np.arange(12))
+    np.testing.assert_array_equal(x, np.stack([b["image"] for b in bits]).astype(np.float32))  # 0/1, not /255
+    p = pipeline.DataPipeline(src, 4, 0)
+    element = next(p.train_iter(0, 1))
+    assert element["x"].dtype == np.uint8 and set(np.unique(element["x"])) <= {0, 1}  # crosses as uint8

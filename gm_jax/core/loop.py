@@ -76,7 +76,7 @@ import numpy as np
 from gm_jax.core import parallel
 from gm_jax.core.checkpoint import Checkpointer, abstract_like
 from gm_jax.core.errors import UserError
-from gm_jax.core.steps import check_optimizer
+from gm_jax.core.steps import check_optimizer, scan_steps
 from gm_jax.core.writer import Progress, Writer
 
 # Config keys that may change between a run and its resumption (length, intervals, evaluation, sampling,
@@ -732,7 +732,7 @@ class _Run:
             if k == 1:
                 return family.train_step(s, decode(b), key, cfg)
             # k steps in one dispatch: the same step scanned over k stacked batches; metrics [k].
-            return jax.lax.scan(lambda s, b: family.train_step(s, decode(b), key, cfg), s, b)
+            return scan_steps(lambda s, b, key, c: family.train_step(s, decode(b), key, c))(s, b, key, cfg)
 
         batch_axis = 0 if k == 1 else 1
         step_fn = jax.jit(

@@ -130,3 +130,19 @@ def init_state(params: Any, cfg: Any, model_state: Any = None) -> TrainState:
     tx = make_optimizer(cfg.optim)
     ema = params if cfg.optim.get("ema_decay", 0.0) else None
     return TrainState.create(params=params, opt_state=tx.init(params), model_state=model_state, ema_params=ema)
+
+
+def scan_steps(train_step: Callable) -> Callable:
+    """k train steps in one call: `train_step` scanned over k stacked batches.
+
+    Args:
+      train_step: a family's train_step(state, batch, key, cfg) -> (state, metrics).
+    Returns:
+      fn(state, batches, key, cfg) -> (state, metrics stacked [k, ...]), where every leaf of
+      `batches` has a leading axis k; the same updates as k calls of `train_step`.
+    """
+
+    def multi(state, batches, key, cfg):
+        return jax.lax.scan(lambda s, b: train_step(s, b, key, cfg), state, batches)
+
+    return multi

@@ -8,12 +8,12 @@ device count gets correctly placed arrays. A checkpoint that cannot be read is r
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from gm_jax.core import paths
 from gm_jax.core.errors import UserError
 
 # Orbax logs every save at INFO through absl; keep the run's own progress readable.
@@ -26,7 +26,7 @@ class Checkpointer:
     def __init__(self, directory: str, max_to_keep: int = 3, create: bool = True):
         """Args: directory: checkpoint root; max_to_keep: retained steps (>= 1); create: make the
         directory (False to only read: nothing is written then)."""
-        self.directory = os.path.abspath(directory)
+        self.directory = paths.resolve(directory)  # a local folder or a URI (Orbax writes either)
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create, read_only=not create)
         self._mngr = ocp.CheckpointManager(self.directory, options=options)
 
@@ -36,9 +36,7 @@ class Checkpointer:
 
     def committed_step(self) -> int | None:
         """The newest step fully on disk (read from the directory, so a save that failed is not counted)."""
-        if not os.path.isdir(self.directory):
-            return None
-        steps = [int(d) for d in os.listdir(self.directory) if d.isdigit()]
+        steps = [int(d) for d in paths.listdir(self.directory) if d.isdigit()]
         return max(steps) if steps else None
 
     def save(self, step: int, state: Any) -> None:

@@ -73,7 +73,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gm_jax.core import parallel
+from gm_jax.core import parallel, paths
 from gm_jax.core.checkpoint import Checkpointer, abstract_like
 from gm_jax.core.errors import UserError
 from gm_jax.core.steps import check_optimizer, scan_steps
@@ -244,7 +244,7 @@ class _Run:
     restore or init), the training loop, and the final evaluation."""
 
     def __init__(self, family, cfg, workdir, mesh, mode):
-        self.family, self.cfg, self.workdir, self.mode = family, cfg, os.path.abspath(workdir), mode
+        self.family, self.cfg, self.workdir, self.mode = family, cfg, paths.resolve(workdir), mode
         self.mesh = mesh
         self.repl = parallel.replicated(self.mesh)
         self.data_sharding = parallel.batch_sharded(self.mesh)
@@ -292,13 +292,12 @@ class _Run:
     def _check_workdir(self) -> bool:
         """Refuse a workdir holding another run; True when it already holds this run."""
         workdir, mode = self.workdir, self.mode
-        if os.path.exists(workdir) and not os.path.isdir(workdir):
+        if paths.exists(workdir) and not paths.isdir(workdir):
             raise UserError(f"workdir {workdir} exists and is not a directory; choose another --workdir")
-        path = os.path.join(workdir, "config.json")
-        if os.path.exists(path):
+        path = paths.join(workdir, "config.json")
+        if paths.exists(path):
             try:
-                with open(path) as f:
-                    old = json.load(f)
+                old = json.loads(paths.read_text(path))
                 old_cfg = old["config"]
             except (OSError, ValueError, KeyError, TypeError):
                 raise UserError(f"workdir {workdir} has an unreadable config.json; refusing to use it") from None
@@ -316,10 +315,12 @@ class _Run:
                 )
             self.old_record = old
             return True
-        if os.path.isdir(workdir) and [f for f in os.listdir(workdir) if f != LOCK_FILE]:
+        if [f for f in paths.listdir(workdir) if f != LOCK_FILE]:
             raise UserError(f"workdir {workdir} is not empty and holds no gm_jax run; choose another --workdir")
         if mode != "train":
             raise UserError(f"workdir {workdir} holds no run to {mode}; train one first")
+        if paths.is_remote(workdir):
+            return False  # a bucket's permissions show at the first write
         parent = os.path.dirname(workdir.rstrip("/")) or "/"
         probe = workdir if os.path.isdir(workdir) else parent
         while not os.path.exists(probe):
@@ -439,10 +440,10 @@ class _Run:
         if not self.is_resume:
             self.writer.json("config.json", {"model": self.cfg_dict.get("model_name"), "config": self.cfg_dict})
         create = self.mode == "train"
-        if not create and not os.path.isdir(os.path.join(self.workdir, "checkpoints")):
+        if not create and not paths.isdir(paths.join(self.workdir, "checkpoints")):
             raise UserError(f"workdir {self.workdir} has no checkpoint to {self.mode}; train first")
         self.ckpt = Checkpointer(
-            os.path.join(self.workdir, "checkpoints"), max_to_keep=self.cfg.train.get("max_to_keep", 3), create=create
+            paths.join(self.workdir, "checkpoints"), max_to_keep=self.cfg.train.get("max_to_keep", 3), create=create
         )
         if self.ckpt.latest_step() is not None:
             state = self.ckpt.restore(abstract_like(self.abstract, self.repl))
@@ -463,7 +464,7 @@ class _Run:
         return state
 
     def _lock(self) -> None:
-        if jax.process_index() != 0:
+        if jax.process_index() != 0 or paths.is_remote(self.workdir):  # a file lock needs a local directory
             return
         os.makedirs(self.workdir, exist_ok=True)
         fd = os.open(os.path.join(self.workdir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
@@ -660,8 +661,7 @@ class _Run:
         if samples.ndim == 4:
             self.writer.image_grid(f"samples/step_{step}", samples)
         elif self.writer.enabled:
-            os.makedirs(os.path.join(self.workdir, "samples"), exist_ok=True)
-            np.save(os.path.join(self.workdir, "samples", f"step_{step}.npy"), samples)
+            paths.save_npy(paths.join(self.workdir, "samples", f"step_{step}.npy"), samples)
             if samples.ndim == 2:
                 self.writer.scatter(f"samples/step_{step}", samples, background=self._density_points())
                 self._write_density(state, step)
@@ -842,16 +842,15 @@ def load_parent(init_from: str, mesh) -> Parent:
     Raises:
       UserError: no gm_jax run there, no checkpoint, or an unreadable one.
     """
-    path = os.path.abspath(init_from)
-    rec_path = os.path.join(path, "config.json")
-    if not os.path.isfile(rec_path):
+    path = paths.resolve(init_from)
+    rec_path = paths.join(path, "config.json")
+    if not paths.exists(rec_path):
         raise UserError(f"train.init_from={init_from}: no gm_jax run there (no config.json)")
     try:
-        with open(rec_path) as f:
-            pcfg = ml_collections.ConfigDict(json.load(f)["config"])
+        pcfg = ml_collections.ConfigDict(json.loads(paths.read_text(rec_path))["config"])
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"train.init_from={init_from}: unreadable config.json") from None
-    if not os.path.isdir(os.path.join(path, "checkpoints")):
+    if not paths.isdir(paths.join(path, "checkpoints")):
         raise UserError(f"train.init_from={init_from}: no checkpoint there; train the first stage first")
     family = resolve_family(pcfg.model_name)
     from gm_jax import data as data_lib
@@ -868,7 +867,7 @@ def load_parent(init_from: str, mesh) -> Parent:
         return family.init(key, pcfg, example, parent=grand)
 
     abstract = jax.eval_shape(init_fn, jax.random.key(0))
-    ck = Checkpointer(os.path.join(path, "checkpoints"), create=False)
+    ck = Checkpointer(paths.join(path, "checkpoints"), create=False)
     if ck.latest_step() is None:
         raise UserError(f"train.init_from={init_from}: no checkpoint there; train the first stage first")
     state = ck.restore(abstract_like(abstract, parallel.replicated(mesh)))

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from gm_jax.core import paths
+
 
 def _scalar(v: Any) -> float:
     return float(np.asarray(v))
@@ -33,7 +35,9 @@ class Writer:
         if self._tb is None:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(os.path.join(self.workdir, "tensorboard"))
+            # TensorBoard events need a local directory; a remote workdir keeps metrics.jsonl only.
+            remote = paths.is_remote(self.workdir)
+            self._tb = False if remote else SummaryWriter(os.path.join(self.workdir, "tensorboard"))
         return self._tb
 
     def scalars(self, step: int, metrics: Mapping[str, Any]) -> None:
@@ -41,21 +45,18 @@ class Writer:
         if not self.enabled:
             return
         row = {"step": int(step), **{k: _scalar(v) for k, v in metrics.items()}}
-        os.makedirs(self.workdir, exist_ok=True)
-        with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
-            f.write(json.dumps(row) + "\n")
+        paths.append_text(paths.join(self.workdir, "metrics.jsonl"), json.dumps(row) + "\n")
         tb = self._tensorboard()
         for k, v in row.items():
-            if k != "step":
+            if k != "step" and tb:
                 tb.add_scalar(k, v, int(step))
 
     def truncate_after(self, step: int) -> None:
         """Drop metrics.jsonl rows logged after `step` (a resumed run logs them again), atomically."""
-        path = os.path.join(self.workdir, "metrics.jsonl")
-        if not self.enabled or not os.path.exists(path):
+        path = paths.join(self.workdir, "metrics.jsonl")
+        if not self.enabled or not paths.exists(path):
             return
-        with open(path) as f:
-            lines = f.readlines()
+        lines = paths.read_text(path).splitlines(keepends=True)
         keep = []
         for line in lines:
             try:
@@ -64,10 +65,7 @@ class Writer:
             except (ValueError, KeyError, TypeError):
                 continue  # a row cut short by a crash
         if len(keep) != len(lines):
-            tmp = path + ".tmp"
-            with open(tmp, "w") as f:
-                f.writelines(keep)
-            os.replace(tmp, path)
+            paths.write_text(path, "".join(keep))
 
     def scatter(
         self, name: str, points: np.ndarray, size: int = 384, background: np.ndarray | None = None
@@ -112,9 +110,8 @@ class Writer:
             draw = ImageDraw.Draw(img)
             for u, v in to_px(p):
                 draw.ellipse([u - 1.5, size - v - 1.5, u + 1.5, size - v + 1.5], fill=(214, 39, 40))
-        path = os.path.join(self.workdir, name + ".png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        img.save(path)
+        path = paths.join(self.workdir, name + ".png")
+        paths.save_image(path, img)
         return path
 
     def density(self, name: str, log_p: np.ndarray, reference: np.ndarray, size: int = 384) -> str | None:
@@ -149,9 +146,8 @@ class Writer:
         out = Image.new("RGB", (2 * size + 8, size), "white")
         out.paste(panel(p), (0, 0))
         out.paste(panel(hist), (size + 8, 0))
-        path = os.path.join(self.workdir, name + ".png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        out.save(path)
+        path = paths.join(self.workdir, name + ".png")
+        paths.save_image(path, out)
         return path
 
     def bars(self, name: str, values: np.ndarray, height: int = 160) -> str | None:
@@ -175,9 +171,8 @@ class Writer:
                     160,
                 )
         img[4 + height, 4 : 4 + k * bar] = 0  # baseline
-        path = os.path.join(self.workdir, name + ".png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        Image.fromarray(img).save(path)
+        path = paths.join(self.workdir, name + ".png")
+        paths.save_image(path, Image.fromarray(img))
         return path
 
     def image_grid(self, name: str, images: np.ndarray, cols: int | None = None) -> str | None:
@@ -191,9 +186,8 @@ class Writer:
         from PIL import Image
 
         grid = make_grid(enlarge(np.asarray(images)), cols=cols)
-        path = os.path.join(self.workdir, name + ".png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        Image.fromarray(grid).save(path)
+        path = paths.join(self.workdir, name + ".png")
+        paths.save_image(path, Image.fromarray(grid))
         return path
 
     def json(self, name: str, obj: Any) -> list[str]:
@@ -204,24 +198,20 @@ class Writer:
         clean, bad = _finite_json(obj)
         if not self.enabled:
             return bad
-        path = os.path.join(self.workdir, name)
-        os.makedirs(self.workdir, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(clean, f, indent=2, sort_keys=True, allow_nan=False)
-        os.replace(tmp, path)
+        text = json.dumps(clean, indent=2, sort_keys=True, allow_nan=False)
+        paths.write_text(paths.join(self.workdir, name), text)
         return bad
 
     def flush(self) -> None:
         """Flush TensorBoard events."""
-        if self._tb is not None:
+        if self._tb:
             self._tb.flush()
 
     def close(self) -> None:
         """Flush and close TensorBoard."""
-        if self._tb is not None:
+        if self._tb:
             self._tb.close()
-            self._tb = None
+        self._tb = None
 
 
 def _finite_json(obj: Any, prefix: str = "") -> tuple[Any, list[str]]:

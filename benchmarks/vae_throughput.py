@@ -3,7 +3,7 @@
 Network 784-512-20 (tanh MLP encoder/decoder, Gaussian q(z|x), Bernoulli decoder), batch 128, Adam,
 one reparameterised sample per example, on random binary batches already in memory for both.
 
-    python -m benchmarks.vae_throughput [--steps=300] [--steps_per_call=1]
+    python -m benchmarks.vae_throughput [--steps=1000] [--rounds=5] [--steps_per_call=1]
 
 Prints a table, the FLOP floor of the step on this machine (measured matmul peak), and last
 `speedup <ratio> vs torch-eager`.
@@ -43,8 +43,9 @@ def matmul_peak_gflops() -> float:
     return best
 
 
-def jax_steps_per_sec(x: np.ndarray, steps: int, k: int = 1) -> float:
-    """Train steps/s of gm_jax's VAE step, k steps per compiled call (the loop's train.steps_per_call)."""
+def jax_runner(x: np.ndarray, k: int = 1):
+    """A function running n train steps of gm_jax's VAE (compiled, warmed up), k per compiled call
+    (the loop's train.steps_per_call; here the same batch k times); returns steps/s."""
     from gm_jax.core.steps import scan_steps
     from gm_jax.models import vae
 
@@ -56,25 +57,30 @@ def jax_steps_per_sec(x: np.ndarray, steps: int, k: int = 1) -> float:
         )
     )
     batch = {"x": jnp.asarray(x)}
-    state = vae.init(jax.random.key(0), cfg, batch)
+    box = [vae.init(jax.random.key(0), cfg, batch)]
     key = jax.random.key(1)
     if k == 1:
         step = jax.jit(lambda s, b, key: vae.train_step(s, b, key, cfg), donate_argnums=0)
-    else:  # k batches stacked, as the loop feeds them (here the same batch k times)
-        batch = {"x": jnp.broadcast_to(batch["x"], (k,) + batch["x"].shape)}
+    else:
+        batch = {"x": jnp.asarray(np.broadcast_to(x, (k,) + x.shape))}
         step = jax.jit(lambda s, b, key: scan_steps(vae.train_step)(s, b, key, cfg), donate_argnums=0)
-    for _ in range(10):
-        state, m = step(state, batch, key)
+    for _ in range(3):
+        box[0], m = step(box[0], batch, key)
     jax.block_until_ready(m)
-    calls = max(1, steps // k)
-    t = time.perf_counter()
-    for _ in range(calls):
-        state, m = step(state, batch, key)
-    jax.block_until_ready(m)
-    return calls * k / (time.perf_counter() - t)
+
+    def run(n: int) -> float:
+        calls = max(1, n // k)
+        t = time.perf_counter()
+        for _ in range(calls):
+            box[0], m = step(box[0], batch, key)
+        jax.block_until_ready(m)
+        return calls * k / (time.perf_counter() - t)
+
+    return run
 
 
-def torch_steps_per_sec(x: np.ndarray, steps: int) -> float:
+def torch_runner(x: np.ndarray):
+    """A function running n train steps of the same VAE in PyTorch eager; returns steps/s."""
     import torch
     from torch import nn
 
@@ -98,16 +104,21 @@ def torch_steps_per_sec(x: np.ndarray, steps: int) -> float:
 
     for _ in range(10):
         step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    float(loss)
-    return steps / (time.perf_counter() - t)
+
+    def run(n: int) -> float:
+        t = time.perf_counter()
+        for _ in range(n):
+            loss = step()
+        float(loss)
+        return n / (time.perf_counter() - t)
+
+    return run
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=1000, help="steps per round and implementation")
+    p.add_argument("--rounds", type=int, default=5, help="rounds, the implementations interleaved; medians")
     p.add_argument("--steps_per_call", type=int, default=1, help="k train steps per compiled call (lax.scan)")
     args = p.parse_args()
     import torch
@@ -115,21 +126,32 @@ def main() -> None:
     x = (np.random.default_rng(0).random((B, D)) < 0.3).astype(np.float32)
     peak = matmul_peak_gflops()
     floor_sps = peak * 1e9 / flops_per_step()
-    j = jax_steps_per_sec(x, args.steps, args.steps_per_call)
-    t = torch_steps_per_sec(x, args.steps)
+    k = args.steps_per_call
+    runners = {"gm_jax (jit)": jax_runner(x, 1)}
+    if k > 1:
+        runners[f"gm_jax k={k}"] = jax_runner(x, k)
+    runners["torch eager"] = torch_runner(x)
+    # Rounds interleave the implementations, so a slow phase of a shared machine hits all of them.
+    rates = {name: [] for name in runners}
+    for _ in range(args.rounds):
+        for name, run in runners.items():
+            rates[name].append(run(args.steps))
+    med = {name: float(np.median(v)) for name, v in rates.items()}
     print(
         f"VAE {D}-{H}-{Z}, batch {B}, Adam; jax {jax.__version__}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)"
+        f"({torch.get_num_threads()} threads); medians of {args.rounds} interleaved rounds of {args.steps} steps"
     )
     print(f"{'impl':<14}{'steps/s':>10}{'ms/step':>10}{'% of FLOP floor':>18}")
-    name_j = "gm_jax (jit)" if args.steps_per_call == 1 else f"gm_jax k={args.steps_per_call}"
-    for name, sps in ((name_j, j), ("torch eager", t)):
+    for name, sps in med.items():
         print(f"{name:<14}{sps:>10.1f}{1000 / sps:>10.2f}{100 * sps / floor_sps:>17.1f}%")
     print(
         f"FLOP floor: {flops_per_step() / 1e6:.0f} MFLOP/step at {peak:.1f} GFLOP/s matmul peak = "
         f"{floor_sps:.0f} steps/s"
     )
-    print(f"speedup {j / t:.2f} vs torch-eager")
+    best = f"gm_jax k={k}" if k > 1 else "gm_jax (jit)"
+    if k > 1:
+        print(f"k=1: speedup {med['gm_jax (jit)'] / med['torch eager']:.2f} vs torch-eager")
+    print(f"speedup {med[best] / med['torch eager']:.2f} vs torch-eager")
 
 
 if __name__ == "__main__":

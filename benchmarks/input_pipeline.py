@@ -69,8 +69,8 @@ def input_rate(src, steps: int, threads: int, workers: int) -> float:
 
 
 def step_rate(model: str, steps: int) -> float:
-    import jax
 
+    from benchmarks.bf16_step import time_step
     from gm_jax import load_config
     from gm_jax.registry import get_family
 
@@ -83,20 +83,9 @@ def step_rate(model: str, steps: int) -> float:
         cfg = ddpm_cifar10.get_config()
     cfg.data.update(shape=(S, S, 3), kind="image", levels=256, train_size=50000, test_size=10000, features=())
     cfg.train.batch_size = B
-    fam = get_family(model)
     x = np.random.default_rng(0).random((B, S, S, 3), dtype=np.float32)
-    batch = {"x": x}
-    state = jax.jit(lambda k: fam.init(k, cfg, batch))(jax.random.key(0))
-    step = jax.jit(lambda s, b: fam.train_step(s, b, jax.random.key(1), cfg), donate_argnums=0)
-    dev = jax.device_put(batch)
-    for _ in range(3):
-        state, m = step(state, dev)
-    jax.block_until_ready(m)
-    t = time.perf_counter()
-    for _ in range(steps):
-        state, m = step(state, dev)
-    jax.block_until_ready(m)
-    return steps * B / (time.perf_counter() - t)
+    ms, _ = time_step(get_family(model), cfg, {"x": x}, steps, warmup=3)
+    return 1000 * B / ms
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -30,7 +31,7 @@ def cast_floats(tree: Any, dtype: Any) -> Any:
     """Every floating leaf of `tree` as `dtype`; other leaves unchanged."""
 
     def cast(x):
-        if isinstance(x, jax.Array | float) and jnp.issubdtype(jnp.result_type(x), jnp.floating):
+        if isinstance(x, jax.Array | np.ndarray | float) and jnp.issubdtype(jnp.result_type(x), jnp.floating):
             return jnp.asarray(x).astype(dtype)
         return x
 

@@ -321,6 +321,9 @@ def get_source(
     if name == "tfds:dsprites":  # only a train split, binary images, factors as labels
         from gm_jax.data import dsprites
 
+        if train_split or test_split:
+            raise UserError("tfds:dsprites has one split and a fixed held-out test set; leave data.*_split empty")
+
         return dsprites.tfds_dsprites(data_dir)
     if name.startswith("tfds:"):
         tests = (test_split,) if test_split else ("test", "validation")

@@ -17,10 +17,10 @@ Metric of the paper: the Gaussian Parzen-window log-likelihood of the test set u
 samples, sigma cross-validated: MNIST 225 +- 2 nats (not comparable with the digits here: 8x8 pixels,
 17 grey levels). `eval.parzen_samples=10000` computes it (`gm_jax.metrics.parzen`).
 
-Expected (measured with the launch command, seed 0, 3000 steps of batch 100, 83 s on 2 CPU cores):
-Parzen log-likelihood of the test digits' second half under 10 000 samples -29.65 +- 0.77 nats
-(sigma 0.36); the generator collapses onto one digit-like image (digits-FID 181.9, precision and
-recall 0, classifier score 1.01 of 10). On `ring8_wgangp` it covers 5-8 of 8 modes (README).
+Expected (measured with the launch command, seed 0, 3000 steps of batch 100, 60 s on 2 CPU cores):
+Parzen log-likelihood of the test digits' second half under 10 000 samples -25.03 +- 0.70 nats
+(sigma 0.36); the generator collapses onto one digit-like image (digits-FID 141.7, precision 0.79,
+recall 0, classifier score 1.03 of 10). On `ring8_wgangp` it covers 5-8 of 8 modes (README).
 """
 
 from experiments.configs.gan_base import base, smoke

@@ -14,7 +14,7 @@ samples back to 8x8.
 The paper reports no likelihood or FID (its metric is a CIFAR-10 classifier on D's features, 82.8%);
 the paper-scale config is `dcgan_celeba.py`.
 
-Expected (measured with the launch command, seed 0, 2000 steps of batch 128, 111 s on 2 CPU cores),
+Expected (measured with the launch command, seed 0, 2000 steps of batch 128, 114 s on 2 CPU cores),
 1000 samples on the in-repo digits features: digits-FID 1.54, KID 0.01 +- 0.45, precision 0.54,
 recall 0.90, classifier score 6.17 (held-out real digits, 297: FID 1.77, precision 0.89, recall
 0.91, score 7.49). With --config.model.dtype=bfloat16: FID 1.43, precision 0.55, recall 0.87.

@@ -508,9 +508,7 @@ class _Run:
             )
         sums: dict[str, Any] = {}
         count = 0.0
-        from gm_jax.data.pipeline import local_rows
-
-        rows = local_rows(bs, jax.process_index(), jax.process_count())  # each process reads its own rows
+        rows = parallel.process_slice(bs)  # each process reads its own rows
         n_max = eval_cfg.get("eval", {}).get("num_examples", -1)
         for i, batch in enumerate(self.data.eval_batches(bs, n_max, rows)):
             mask = batch.pop("mask")

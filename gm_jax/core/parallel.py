@@ -76,10 +76,11 @@ def check_global_batch(batch_size: int, mesh: Mesh) -> None:
         )
 
 
-def process_slice(global_rows: int) -> slice:
-    """The rows of a global batch this process feeds (processes hold contiguous equal slices)."""
-    per = global_rows // jax.process_count()
-    i = jax.process_index()
+def process_slice(global_rows: int, process_index: int | None = None, process_count: int | None = None) -> slice:
+    """The rows of a global batch a process reads and feeds (processes hold contiguous equal slices:
+    the rows their devices hold under `batch_sharded`). Defaults: this process of this job."""
+    i = jax.process_index() if process_index is None else process_index
+    per = global_rows // (jax.process_count() if process_count is None else process_count)
     return slice(i * per, (i + 1) * per)
 
 
@@ -94,18 +95,11 @@ def shard_batch(global_batch: Any, mesh: Mesh) -> Any:
     Returns:
       pytree of global `jax.Array`s sharded along the leading axis.
     """
-    sharding = batch_sharded(mesh)
-
-    def put(x):
-        x = np.asarray(x)
-        local = x[process_slice(x.shape[0])]
-        return jax.make_array_from_process_local_data(sharding, local, x.shape)
-
-    return jax.tree.map(put, global_batch)
+    return shard_local(jax.tree.map(lambda x: np.asarray(x)[process_slice(np.shape(x)[0])], global_batch), mesh)
 
 
 def shard_local(local_batch: Any, mesh: Mesh, leading: int = 0) -> Any:
-    """Global arrays from this process's rows (`gm_jax.data.pipeline.local_rows`) of a batch.
+    """Global arrays from this process's rows (`process_slice`) of a batch.
 
     Args:
       local_batch: pytree of numpy arrays; axis `leading` holds this process's rows.

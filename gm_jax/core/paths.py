@@ -54,7 +54,7 @@ def read_text(path: str) -> str:
 
 def write_bytes(path: str, data: bytes) -> None:
     """Write `data` to `path` whole: a local file through a temporary file and an atomic rename."""
-    makedirs(os.path.dirname(path) if not is_remote(path) else os.fspath(epath.Path(path).parent))
+    makedirs(os.fspath(epath.Path(path).parent))
     if is_remote(path):
         epath.Path(path).write_bytes(data)
         return
@@ -71,7 +71,7 @@ def write_text(path: str, text: str) -> None:
 def append_text(path: str, text: str) -> None:
     """Append `text`; on an object store, by rewriting the object."""
     if not is_remote(path):
-        makedirs(os.path.dirname(path))
+        makedirs(os.fspath(epath.Path(path).parent))
         with open(path, "a") as f:
             f.write(text)
         return

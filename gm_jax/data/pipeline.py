@@ -17,7 +17,7 @@ Training batches come from `DataPipeline.train_iter`, a Grain dataset over step 
 
 Process p of P reads rows [p * B/P, (p + 1) * B/P) of every global batch (the rows its devices hold
 under `gm_jax.core.parallel.batch_sharded`), so the P processes read disjoint rows whose union is
-the global batch. Evaluation batches read the same way (`eval_batches(..., local=True)`).
+the global batch. Evaluation batches read the same way (`eval_batches(..., rows=...)`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import ml_collections
 import numpy as np
 
 from gm_jax.core.errors import UserError
+from gm_jax.core.parallel import process_slice
 from gm_jax.data.sources import Source, get_source, resized
 
 _BINARIZE = ("none", "dynamic", "static")
@@ -36,12 +37,6 @@ _BINARIZE = ("none", "dynamic", "static")
 
 def _as_dict(got) -> dict:
     return dict(got) if isinstance(got, dict) else {"x": got}
-
-
-def local_rows(global_rows: int, process_index: int, process_count: int) -> slice:
-    """The rows of a global batch that process `process_index` of `process_count` reads and feeds."""
-    per = global_rows // process_count
-    return slice(process_index * per, (process_index + 1) * per)
 
 
 class ReadRows(grain.transforms.Map):
@@ -187,7 +182,7 @@ class DataPipeline:
         Returns:
           a `grain.IterDataset` (reader threads and prefetch as configured).
         """
-        rows = local_rows(self.batch_size, *process)
+        rows = process_slice(self.batch_size, *process)
         ds = grain.MapDataset.range(start, stop)
         ds = ds.map(ReadRows(self, rows)).map(Binarize(self, rows)).map(Encode(self.encoded_levels))
         if steps_per_call > 1:
@@ -238,7 +233,7 @@ class DataPipeline:
         Args:
           batch_size: the global eval batch.
           max_examples: at most this many test examples (-1: all).
-          rows: read only these rows of each global batch (a process's `local_rows`); "mask" is
+          rows: read only these rows of each global batch (a process's `process_slice`); "mask" is
             then still the global batch's [batch_size].
         """
         n = self.source.test.size if max_examples < 0 else min(max_examples, self.source.test.size)
@@ -273,10 +268,6 @@ def load(data_cfg: ml_collections.ConfigDict, batch_size: int, seed: int) -> Dat
       batch_size: global batch size.
       seed: host-side data seed.
     """
-    for key in ("num_threads", "prefetch", "num_workers"):
-        v = data_cfg.get(key, 0)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise UserError(f"data.{key} must be a non-negative integer, got {v!r}")
     source = get_source(
         data_cfg.name,
         data_cfg.get("data_dir") or None,

@@ -20,7 +20,12 @@ from gm_jax.core.errors import UserError
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, f"model to run; one of: {', '.join(registry.model_names())}")
 flags.DEFINE_string("workdir", None, "output directory (default runs/<model>); re-running resumes")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "train, or eval/sample the latest checkpoint")
+flags.DEFINE_enum(
+    "mode",
+    "train",
+    ["train", "eval", "sample", "describe"],
+    "train, eval/sample the latest checkpoint, or describe the networks (parameter counts, no data read)",
+)
 flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize (also when the environment asks)")
 flags.DEFINE_string("coordinator_address", None, "multi-host: host:port of process 0 (default: auto-detect)")
 flags.DEFINE_integer("num_processes", None, "multi-host: number of processes (default: auto-detect)")
@@ -49,17 +54,55 @@ def _argv_value(argv: list[str], name: str) -> str | None:
     return None
 
 
-def _define_config_flag(argv: list[str]) -> None:
-    """The default of --config follows --model, so `--model=X --config.a=b` overrides X's config."""
+def _config_arg(argv: list[str]) -> str | None:
+    """The --config value to load: the given one, or the --model's config file; with the config's
+    `points` variant when --config.data.name names a 2-D set and no variant is named."""
     model = _argv_value(argv, "model")
     given = _argv_value(argv, "config")
     if given is not None and not os.path.isfile(given.split(":", 1)[0]):
         _fail(f"config file {given.split(':', 1)[0]!r} not found")
-    default = None
-    if model is not None and _argv_value(argv, "config") is None:
+    if given is None and model is not None:
         if model not in registry.REGISTRY:
             _fail(f"unknown model {model!r}; registered: {', '.join(registry.model_names())}")
-        default = registry.config_path(model)
+        given = registry.config_path(model)
+    if given is not None and ":" not in given and registry.is_point_set(_argv_value(argv, "config.data.name")):
+        module = _load_module(given)
+        if module is not None and hasattr(module, "points"):
+            given += ":points"
+    return given
+
+
+def _load_module(path: str):
+    """The config module at `path` (None when it cannot be loaded)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.spec_from_file_location("_gm_jax_config", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    except Exception:  # noqa: BLE001 - the caller falls back to the parser's own message
+        return None
+
+
+def _define_config_flag(argv: list[str]) -> None:
+    """The default of --config follows --model (and a 2-D data set, see `_config_arg`), so
+    `--model=X --config.a=b` overrides X's config."""
+    value, given = _config_arg(argv), _argv_value(argv, "config")
+    if given is not None and value != given:  # the points variant of a given config file
+        out, skip = [], False
+        for a in argv:
+            if skip:
+                skip = False
+                continue
+            if a == "--config":
+                skip = True
+                continue
+            out.append(f"--config={value}" if a.startswith("--config=") else a)
+        if skip or "--config" in argv:
+            out.insert(1, f"--config={value}")
+        argv[:] = out
+    default = value if given is None else None
     try:  # a default config is loaded (and --config.* overrides applied) right here
         config_flags.DEFINE_config_file("config", default, "config file[:arg]", lock_config=True)
     except Exception as e:  # noqa: BLE001
@@ -101,17 +144,13 @@ def _quiet_background_failures() -> None:
 
 def _load_base_config(argv: list[str]):
     """The config the --config.* overrides apply to (None when it cannot be loaded)."""
-    import importlib.util
-
-    given, model = _argv_value(argv, "config"), _argv_value(argv, "model")
+    given = _config_arg(argv)
+    if given is None:
+        return None
+    path, _, arg = given.partition(":")
+    mod = _load_module(path)
     try:
-        if given is None:
-            return registry.load_config(model) if model in registry.REGISTRY else None
-        path, _, arg = given.partition(":")
-        spec = importlib.util.spec_from_file_location("_gm_jax_config", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod.get_config(arg or None)
+        return mod.get_config(arg or None) if mod is not None else None
     except Exception:  # noqa: BLE001 - the caller falls back to the parser's own message
         return None
 
@@ -178,6 +217,8 @@ def main(argv: list[str]) -> None:
         _fail_now(str(e))
     import jax
 
+    if FLAGS.mode == "describe":
+        return
     if jax.process_index() == 0:
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(result.eval.items()))
         print(f"done: {model} step {result.step} in {result.workdir} {shown}".rstrip(), flush=True)

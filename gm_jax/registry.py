@@ -52,9 +52,27 @@ def get_family(name: str) -> Any:
     return getattr(mod, attr) if attr else mod
 
 
-def load_config(name: str, arg: str | None = None) -> Any:
-    """`get_config(arg)` of model `name`'s config module (arg "smoke" gives the tiny test config)."""
-    return importlib.import_module(_spec(name).config).get_config(arg)
+def is_point_set(data_name: str | None) -> bool:
+    """Whether `data_name` names one of the generated 2-D sets (`gm_jax.data.points`)."""
+    from gm_jax.data.points import POINT_SETS
+
+    return data_name in POINT_SETS
+
+
+def load_config(name: str, arg: str | None = None, data: str | None = None) -> Any:
+    """`get_config(arg)` of model `name`'s config module (arg "smoke" gives the tiny test config).
+
+    `data` sets `data.name`; when it names a 2-D point set and no `arg` is given, a config module
+    with a `points` variant (the GANs: `gan_toy.py`'s settings) is loaded with arg "points", as the
+    CLI does for `--config.data.name=<2-D set>`.
+    """
+    module = importlib.import_module(_spec(name).config)
+    if arg is None and is_point_set(data) and hasattr(module, "points"):
+        arg = "points"
+    cfg = module.get_config(arg)
+    if data is not None:
+        cfg.data.name = data
+    return cfg
 
 
 def config_path(name: str) -> str:

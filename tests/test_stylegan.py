@@ -13,7 +13,8 @@ from gm_jax import load_config
 from gm_jax.core import loop
 from gm_jax.core.errors import UserError
 from gm_jax.models import gan, stylegan
-from gm_jax.nn.conv import conv2d, conv_transpose_2x
+from gm_jax.nn import resample
+from gm_jax.nn.conv import conv2d
 
 
 def _cfg(name):
@@ -45,31 +46,40 @@ def test_adain_output_has_the_styles_per_channel_mean_and_std():
     np.testing.assert_allclose(jnp.std(y, (1, 2)), scale, rtol=1e-4)
 
 
-@pytest.mark.parametrize("up", [False, True])
-def test_demodulated_convolution_has_unit_output_std_for_unit_input_under_any_style(up):
+def test_demodulated_convolution_has_unit_output_std_for_unit_input_under_any_style():
     ci, co = 32, 24
     x = jax.random.normal(jax.random.key(0), (6, 24, 24, ci))
-    w = jax.random.normal(jax.random.key(1), (4 if up else 3, 4 if up else 3, ci, co))
+    w = jax.random.normal(jax.random.key(1), (3, 3, ci, co))
     # styles of very different scales per example and channel
     s = jnp.exp(2.0 * jax.random.normal(jax.random.key(2), (6, ci)))
-    y = stylegan.modulated_conv(x, w, s, demod=True, up=up)
+    y = stylegan.modulated_conv(x, w, s, demod=True)
     inner = y[:, 2:-2, 2:-2]  # away from the zero padding
     # per example and output channel: E y^2 = sum_ik (s_i w_ijk)^2 / (the same + eps) = 1
     np.testing.assert_allclose(jnp.mean(inner**2), 1.0, rtol=0.05)
     per_example = jnp.mean(inner**2, axis=(1, 2, 3))
     assert float(jnp.max(jnp.abs(per_example - 1.0))) < 0.15
     # without demodulation the scale follows the style
-    y0 = stylegan.modulated_conv(x, w, s, demod=False, up=up)
+    y0 = stylegan.modulated_conv(x, w, s, demod=False)
     assert float(jnp.mean(y0**2)) > 10.0
 
 
-def test_modulated_up_convolution_is_the_transposed_convolution_of_the_modulated_weights():
+@pytest.mark.parametrize("demod", [False, True])
+def test_modulated_up_convolution_is_the_reference_op_with_per_example_modulated_weights(demod):
+    """StyleGAN2's modulated_conv2d_layer(up=True): each example's weights s_i w (demodulated per
+    output channel over the 3x3 taps and input channels), then upsample_conv_2d with the FIR filter."""
     x = jax.random.normal(jax.random.key(0), (2, 5, 5, 3))
-    w = jax.random.normal(jax.random.key(1), (4, 4, 3, 4))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
     s = jax.random.uniform(jax.random.key(2), (2, 3), minval=0.5, maxval=2.0)
-    got = stylegan.modulated_conv(x, w, s, demod=False, up=True)
-    want = jnp.stack([conv_transpose_2x(x[i : i + 1], w * s[i][None, None, :, None])[0] for i in range(2)])
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    f = (1, 3, 3, 1)
+    op = lambda v, k, mm: resample.upsample_conv2d(v, k, f, mm)  # noqa: E731
+    got = stylegan.modulated_conv(x, w, s, demod=demod, resample_op=op)
+    want = []
+    for i in range(2):
+        wi = w * s[i][None, None, :, None]
+        if demod:
+            wi = wi / jnp.sqrt(jnp.sum(wi**2, axis=(0, 1, 2)) + 1e-8)
+        want.append(resample.upsample_conv2d(x[i : i + 1], wi, f)[0])
+    np.testing.assert_allclose(got, jnp.stack(want), rtol=1e-4, atol=1e-5)
 
 
 def test_equalised_layers_apply_he_scaled_weights():
@@ -119,13 +129,13 @@ def _w(nets, params, n=3, seed=5):
 def test_with_noise_scales_at_zero_the_generator_is_deterministic_in_w(built):
     _, _, state, nets = built
     params = state.params["g"]
-    z, styles = _w(nets, params)
-    a = nets.synthesize(params, styles, jax.random.key(1), z)
-    b = nets.synthesize(params, styles, jax.random.key(2), z)
+    _, styles = _w(nets, params)
+    a = nets.synthesize(params, styles, jax.random.key(1))
+    b = nets.synthesize(params, styles, jax.random.key(2))
     np.testing.assert_array_equal(a, b)  # the noise scales start at zero
     noisy = jax.tree_util.tree_map_with_path(lambda p, v: v + 0.5 if "noise" in jax.tree_util.keystr(p) else v, params)
-    c = nets.synthesize(noisy, styles, jax.random.key(1), z)
-    d = nets.synthesize(noisy, styles, jax.random.key(2), z)
+    c = nets.synthesize(noisy, styles, jax.random.key(1))
+    d = nets.synthesize(noisy, styles, jax.random.key(2))
     assert float(jnp.max(jnp.abs(c - d))) > 1e-3
 
 
@@ -154,13 +164,13 @@ def test_style_mixing_at_layer_l_uses_a_before_l_and_b_from_l(built):
         np.testing.assert_array_equal(mixed[:, :layer], sa[:, :layer])
         np.testing.assert_array_equal(mixed[:, layer:], sb[:, layer:])
         img = stylegan.style_mix(state, za, zb, layer, jax.random.key(4), cfg)
-        want = nets.from_net(nets.synthesize(params, mixed, jax.random.key(4), za))
+        want = nets.from_net(nets.synthesize(params, mixed, jax.random.key(4)))
         np.testing.assert_allclose(img, want, atol=1e-6)
     # every layer's style reaches the image: changing only layer l's w changes the output
-    base = nets.synthesize(params, sa, jax.random.key(4), za)
+    base = nets.synthesize(params, sa, jax.random.key(4))
     for layer in range(nets.layers):
         one = sa.at[:, layer].set(sb[:, layer])
-        assert float(jnp.max(jnp.abs(nets.synthesize(params, one, jax.random.key(4), za) - base))) > 1e-6, layer
+        assert float(jnp.max(jnp.abs(nets.synthesize(params, one, jax.random.key(4)) - base))) > 1e-6, layer
 
 
 def test_training_latents_mix_with_the_papers_probability():

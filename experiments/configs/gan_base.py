@@ -1,9 +1,11 @@
-"""What every GAN config shares: sections, training intervals, evaluation, the smoke variant.
+"""What every GAN config shares: sections, training intervals, evaluation, the smoke and toy variants.
 
 Not a model of its own: `gan.py`, `dcgan.py`, `wgan.py` and `wgan_gp.py` call `base` and set their
 paper's settings. Point data (`--config.data.name=ring8_wgangp` and the other 2-D sets of
-`gm_jax.data.points`) needs no other flag: `model.arch=auto` picks MLP nets (`model.point_hidden`,
-noise of `model.point_z_dim`), and the evaluation reports mode coverage on 2500 samples.
+`gm_jax.data.points`) needs no other flag: the CLI then loads the config's `points` variant (`toy`
+below plus each model's own `gan_toy.py` settings), `model.arch=auto` picks MLP nets
+(`model.point_hidden`, noise of `model.point_z_dim`), and the evaluation reports mode coverage on
+2500 samples.
 """
 
 import ml_collections
@@ -51,6 +53,19 @@ def base(name: str, arg: str | None) -> ml_collections.ConfigDict:
     cfg.eval_periodic = ml_collections.ConfigDict(dict(num_samples=500, parzen_samples=0))
     cfg.sample = ml_collections.ConfigDict({})
     return add_platform_keys(cfg)
+
+
+def toy(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The WGAN-GP authors' 2-D toy setting (`gan_toy.py`) every GAN shares: 8 Gaussians by default,
+    minibatch 256, ReLU MLPs of 3 x 512 units in both nets (He-uniform hidden layers, Glorot-uniform
+    output, as its tflib `Linear`), 2-D Gaussian noise; 25 000 discriminator updates and mode
+    coverage on 2500 samples at the end (`benchmarks.gan_2d` measures where the runs stand)."""
+    cfg.data.update(name="ring8_wgangp", image_size=0)
+    cfg.model.update(point_hidden=(512, 512, 512), point_z_dim=2, noise="gaussian")
+    cfg.train.update(num_steps=25_000, batch_size=256, log_every=1000, eval_every=0, ckpt_every=5000, sample_every=5000)
+    cfg.eval.update(num_samples=0, parzen_samples=0)
+    cfg.eval_periodic.update(num_samples=0, parzen_samples=0)
+    return cfg
 
 
 def smoke(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

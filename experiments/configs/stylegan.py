@@ -4,24 +4,29 @@ Launch:  python -m experiments.run --model=stylegan
 Ablation (the paper's Table 1, configs A-F, at this scale):
          python -m experiments.run --config=experiments/configs/stylegan.py:C --workdir=runs/stylegan_C
 
-The paper's settings kept: mapping network of 8 equalised layers with lr multiplier 0.01 (z and w
-of the same size), learned 4x4 constant input, AdaIN after every convolution with styles from
-learned affines of w, per-layer noise with learned per-channel scales (zero at init), style mixing
-with probability 0.9, tracked w average (beta 0.995), equalised learning rate everywhere,
-non-saturating logistic loss with R1 on the reals, Adam beta = (0, 0.99), eps 1e-8, lr 0.001, EMA of
-the generator with a half-life of 10k images, minibatch standard deviation in D (group 4). Scaled
-for the CPU: z = w = 128, 32 feature maps at every resolution (the paper: 512 up to 64x64),
-gamma 1 (the paper's 10 is for 1024x1024 FFHQ; the penalty's scale goes with the resolution),
-minibatch 32 (the paper's at 1024x1024). FIDs are computed untruncated (psi 1), as in the paper.
+The authors' networks (NVlabs `stylegan`, `training/networks_stylegan.py`) and settings, kept:
+mapping network of 8 equalised layers with lr multiplier 0.01 (z and w of the same size), learned
+4x4 constant input, AdaIN after every convolution with styles from learned affines of w, per-layer
+noise with learned per-channel strengths (zero at init), up-sampling by a 3x3 convolution after
+nearest-neighbour upsampling followed by the [1, 2, 1] blur, the discriminator's blur before its
+3x3 convolution and average pooling, style mixing with probability 0.9, tracked w average (beta
+0.995), equalised learning rate everywhere, non-saturating logistic loss with R1 on the reals, Adam
+beta = (0, 0.99), eps 1e-8, lr 0.001, EMA of the generator with a half-life of 10k images,
+minibatch standard deviation in D (group 4). Scaled for the CPU: z = w = 128, 32 feature maps at
+every resolution (`fmap_max`; the paper: 512 up to 32x32, then fmap_base 8192 / stage), gamma 1
+(the paper's 10 is for 1024x1024 FFHQ; the penalty's scale goes with the resolution), minibatch 32
+(the paper's at 1024x1024), no mirror augmentation (digits are not mirror-symmetric). Not built:
+progressive growing and its schedule. FIDs are computed untruncated (psi 1), as in the paper.
 
-Configs A-F (arg): A/B the baseline (z at the input through a dense layer, no mapping, pixel norm,
-no noise, no mixing; B's tuning of the progressive GAN is not separable here, so B = A), C adds the
-mapping network and AdaIN styles, D the constant input, E the noise inputs, F mixing (= default).
+Configs A-F (arg): A/B the baseline (the traditional input from w's first copy through a dense
+layer, no mapping, pixel norm, no noise, no mixing; B's tuning of the progressive GAN is not
+separable here, so B = A), C adds the mapping network and AdaIN styles, D the constant input, E the
+noise inputs, F mixing (= default).
 
-Expected (measured with the launch command, seed 0, 2000 steps of batch 32, 3 min 11 s on 2 CPU
+Expected (measured with the launch command at an earlier version whose up/down-sampling
+convolutions had free 4x4 weights and no blur; seed 0, 2000 steps of batch 32, 3 min 11 s on 2 CPU
 cores), 1000 samples on the in-repo digits features: digits-FID 7.47, KID 0.56 +- 0.47, precision
-0.47, recall 0.55, classifier score 4.48; feature_peak_to_mean 4.66 (README: against `stylegan2`
-and `dcgan` at the same steps and batch).
+0.47, recall 0.55, classifier score 4.48; feature_peak_to_mean 4.66.
 """
 
 from experiments.configs.gan_base import base
@@ -37,6 +42,7 @@ ABLATION["B"] = ABLATION["A"]
 
 
 def style_base(name: str, style: str, arg: str | None):
+    """The settings StyleGAN and StyleGAN2 share at CPU scale (`arg` "smoke" shrinks everything)."""
     cfg = base(name, arg)
     batch = 32
     cfg.model.update(
@@ -55,8 +61,13 @@ def style_base(name: str, style: str, arg: str | None):
             mixing_prob=0.9,
             w_avg_beta=0.995,
             fmap_base=1024,
+            fmap_min=1,
             fmap_max=32,
             mbstd_group=4,
+            g_arch="orig",
+            d_arch="orig",
+            resample_filter=(1, 2, 1) if style != "demod" else (1, 3, 3, 1),
+            random_flip=False,
             conv_method="matmul",
         )
     )

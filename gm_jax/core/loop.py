@@ -880,14 +880,20 @@ def train(family: Any, cfg: ml_collections.ConfigDict, workdir: str, mode: str =
       family: registry name ("vae"), or a family module/object (see module docstring).
       cfg: the run config (sections model, optim, data, train, eval, sample, seed; `model_name`).
       workdir: output directory; resumed from its latest checkpoint when it holds this run.
-      mode: "train", "eval" (latest checkpoint -> eval.json) or "sample" (latest -> samples/).
+      mode: "train", "eval" (latest checkpoint -> eval.json), "sample" (latest -> samples/) or
+        "describe" (parameter counts from an abstract init -> model_summary.json; `RunResult.eval`
+        holds the summary, `state` is None).
     Returns:
       RunResult.
     Raises:
       UserError: bad config, data, or workdir; unreadable checkpoint; non-finite loss or state.
     """
-    if mode not in ("train", "eval", "sample"):
-        raise UserError(f"--mode must be train, eval or sample, got {mode!r}")
+    if mode not in ("train", "eval", "sample", "describe"):
+        raise UserError(f"--mode must be train, eval, sample or describe, got {mode!r}")
+    if mode == "describe":
+        from gm_jax.core.describe import describe
+
+        return RunResult(None, describe(resolve_family(family), cfg, workdir), 0, 0, paths.resolve(workdir), cfg)
     mesh = parallel.make_mesh()
     with jax.set_mesh(mesh):
         run = _Run(resolve_family(family), cfg, workdir, mesh, mode)

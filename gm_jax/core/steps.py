@@ -37,8 +37,14 @@ def _adamw(lr, o):
 
 
 def _rmsprop(lr, o):
+    # initial_scale: the squared-gradient average's starting value (TF1's RMSPropOptimizer: 1; PyTorch: 0)
     return optax.rmsprop(
-        lr, decay=o.get("decay", 0.9), eps=o.get("eps", 1e-8), momentum=o.get("momentum", None) or None
+        lr,
+        decay=o.get("decay", 0.9),
+        eps=o.get("eps", 1e-8),
+        initial_scale=o.get("initial_scale", 0.0),
+        eps_in_sqrt=o.get("eps_in_sqrt", True),  # TF: sqrt(v + eps); PyTorch: sqrt(v) + eps
+        momentum=o.get("momentum", None) or None,
     )
 
 
@@ -80,8 +86,10 @@ def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransforma
     """Build an optax optimizer from an `optim` config section.
 
     Args:
-      optim: fields `name` (see OPTIMIZERS), `lr`, optional `b1`, `b2`, `eps`, `weight_decay`,
-        `decay`, `momentum`, `grad_clip` (global norm; 0 = off), `warmup_steps`.
+      optim: fields `name` (see OPTIMIZERS), `lr`, optional `b1`, `b2`, `eps`, `weight_decay`
+        (AdamW's decoupled decay), `decay`, `momentum`, `initial_scale`, `eps_in_sqrt` (RMSProp), `l2` (coupled L2:
+        l2 * p added to the gradient before the optimizer, as Theano's and PyTorch's weight decay on
+        Adam), `grad_clip` (global norm; 0 = off), `warmup_steps`.
     Returns:
       The optax transformation.
     """
@@ -91,6 +99,9 @@ def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransforma
     if warmup:
         lr = optax.linear_schedule(0.0, optim.lr, warmup)
     tx = OPTIMIZERS[optim.name](lr, optim)
+    l2 = optim.get("l2", 0.0)
+    if l2:
+        tx = optax.chain(optax.add_decayed_weights(l2), tx)
     clip = optim.get("grad_clip", 0.0)
     if clip:
         tx = optax.chain(optax.clip_by_global_norm(clip), tx)

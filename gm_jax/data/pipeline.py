@@ -30,7 +30,7 @@ import numpy as np
 
 from gm_jax.core.errors import UserError
 from gm_jax.core.parallel import process_slice
-from gm_jax.data.sources import Source, get_source, resized
+from gm_jax.data.sources import Source, get_source, resized, tfds_spec
 
 _BINARIZE = ("none", "dynamic", "static")
 
@@ -256,7 +256,7 @@ class DataPipeline:
             yield batch
 
 
-def load(data_cfg: ml_collections.ConfigDict, batch_size: int, seed: int) -> DataPipeline:
+def load(data_cfg: ml_collections.ConfigDict, batch_size: int, seed: int, spec_only: bool = False) -> DataPipeline:
     """Build the pipeline named by `data_cfg.name` (see `gm_jax.data.sources.get_source`).
 
     Args:
@@ -267,17 +267,22 @@ def load(data_cfg: ml_collections.ConfigDict, batch_size: int, seed: int) -> Dat
         `prefetch`, `num_workers` (Grain reader threads, batches read ahead, worker processes).
       batch_size: global batch size.
       seed: host-side data seed.
+      spec_only: a TFDS set is described by its metadata (`gm_jax.data.sources.tfds_spec`) and never
+        read: batches hold zeros of the right shapes (embedded sets are generated as usual).
     """
-    source = get_source(
-        data_cfg.name,
-        data_cfg.get("data_dir") or None,
-        train_split=data_cfg.get("train_split", "") or None,
-        test_split=data_cfg.get("test_split", "") or None,
-    )
     size = data_cfg.get("image_size", 0)
+    if size and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise UserError(f"data.image_size must be a positive integer (or 0), got {size!r}")
+    if spec_only and data_cfg.name.startswith("tfds:"):
+        source = tfds_spec(data_cfg.name, data_cfg.get("data_dir") or None, data_cfg.get("image_size", 0) or 0)
+    else:
+        source = get_source(
+            data_cfg.name,
+            data_cfg.get("data_dir") or None,
+            train_split=data_cfg.get("train_split", "") or None,
+            test_split=data_cfg.get("test_split", "") or None,
+        )
     if size and source.kind == "image":
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise UserError(f"data.image_size must be a positive integer (or 0), got {size!r}")
         source = resized(source, size)
     return DataPipeline(
         source,

@@ -197,6 +197,64 @@ def tfds_source(
     return Source(tr, te, "image", "tfds:" + name, levels=2 if binary else 256)
 
 
+# Image sets some configs name that are not in the TFDS catalog (a user prepares them under that
+# name): the shape of their images, for describing a model without the data.
+UNCATALOGUED = {"ffhq": (None, None, 3)}
+
+
+def tfds_spec(name: str, data_dir: str | None, image_size: int = 0) -> Source:
+    """A TFDS image set as its metadata describes it, without reading one record: splits that return
+    zero images of the declared shape (`image_size` x `image_size` for sets of varying size) and zero
+    scalar features, the sizes the metadata records (1 where it records none), 2 levels for the binary
+    sets (binarized_mnist, dsprites) and 256 for the others. For `--mode=describe`, which needs shapes.
+
+    Raises:
+      UserError: unknown dataset, or images of varying size without `image_size`.
+    """
+    import tensorflow_datasets as tfds
+
+    base = name[len("tfds:") :] if name.startswith("tfds:") else name
+    shape, extra, sizes = UNCATALOGUED.get(base.split("/")[0]), {}, {}
+    if shape is None:
+        verbosity = absl_logging.get_verbosity()
+        absl_logging.set_verbosity(absl_logging.ERROR)
+        try:
+            info = tfds.builder(base, data_dir=data_dir).info
+        except tfds.core.registered.DatasetNotFoundError:
+            raise UserError(f"unknown TFDS dataset {base!r}; use a TFDS name or --config.data.name=digits") from None
+        finally:
+            absl_logging.set_verbosity(verbosity)
+        shape = tuple(info.features["image"].shape)
+        sizes = {k: v.num_examples for k, v in info.splits.items()} if info.splits else {}
+        for key, feat in info.features.items():
+            if key != "image" and tuple(getattr(feat, "shape", (None,))) == () and base != "dsprites":
+                try:
+                    dtype = np.dtype(feat.np_dtype)
+                except (AttributeError, TypeError):
+                    continue
+                if dtype.kind in "biuf":
+                    extra["y" if key == "label" else key] = ((), dtype)
+    if base == "dsprites":
+        extra = {"factors": ((5,), np.dtype(np.int32))}
+    if None in shape[:2]:
+        if not image_size:
+            raise UserError(f"{name} has images of varying size: set data.image_size to describe a model of it")
+        shape = (image_size, image_size, shape[2])
+    binary = base.startswith("binarized") or base == "dsprites"
+
+    def split(n: int) -> ArraySplit:
+        def get(idx):
+            x = np.zeros((len(np.asarray(idx)), *shape), np.float32)
+            if not extra:
+                return x
+            return {"x": x, **{k: np.zeros((len(x), *sh), dt) for k, (sh, dt) in extra.items()}}
+
+        return ArraySplit(get=get, size=max(int(n), 1), shape=shape)
+
+    test = sizes.get("test", sizes.get("validation", 0))
+    return Source(split(sizes.get("train", 0)), split(test), "image", "tfds:" + base, levels=2 if binary else 256)
+
+
 # Known parameters of the generated 2-D mixture ("gmm2d"): weights, means, covariances.
 GMM2D_TRUE = (
     np.array([0.5, 0.3, 0.2]),

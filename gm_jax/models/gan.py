@@ -54,7 +54,7 @@ import optax
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState, ema_update
 from gm_jax.core.steps import check_optimizer, make_optimizer
-from gm_jax.nn.conv import ConvTranspose2x
+from gm_jax.nn.conv import SUBPIXEL_KERNELS, ConvTranspose2x
 from gm_jax.nn.mlp import activation
 from gm_jax.nn.precision import compute_dtype, mixed_apply
 
@@ -78,6 +78,12 @@ class AdversarialConfig:
     gp_weight: float = 0.0  # gradient penalty lambda; 0 = off
     r1_gamma: float = 0.0  # R1 penalty gamma/2 E|grad D(x_real)|^2 (Mescheder et al. 2018); 0 = off
     r1_every: int = 1  # lazy R1: on every r1_every-th D update only, weighted by r1_every (StyleGAN2: 16)
+    drift: float = 0.0  # drift penalty epsilon E D(x)^2 on the reals (the progressive GAN's WGAN-GP: 0.001)
+    pl_weight: float = 0.0  # path-length regularisation of a style-based generator (StyleGAN2: 2); 0 = off
+    pl_every: int = 1  # lazy path-length regularisation: every pl_every-th G update, weighted by it (StyleGAN2: 4)
+    pl_decay: float = 0.01  # the running mean of the path lengths moves by this fraction per regularised update
+    pl_batch_shrink: int = 2  # the penalty's minibatch is the batch divided by this
+    random_flip: bool = False  # mirror each real image left-right with probability 1/2 (StyleGAN's mirror_augment)
     dtype: str = "float32"  # compute dtype: "float32" | "bfloat16" (parameters, losses, metrics stay float32)
 
     @classmethod
@@ -104,7 +110,7 @@ class AdversarialConfig:
         self.one_of("loss", ("gan", "wasserstein"))
         self.one_of("g_loss", ("non_saturating", "minimax"))
         self.one_of("dtype", ("float32", "bfloat16"))
-        for key in ("boost_iters", "boost_every", "r1_every"):
+        for key in ("boost_iters", "boost_every", "r1_every", "pl_every", "pl_batch_shrink"):
             if not _positive_int(getattr(self, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
         if not _positive_int(self.n_critic):
@@ -115,10 +121,16 @@ class AdversarialConfig:
             raise UserError(f"model.boost_first must be a non-negative integer, got {self.boost_first!r}")
         if not (isinstance(self.clip, (int, float)) and self.clip >= 0 and math.isfinite(self.clip)):
             raise UserError(f"model.clip (weight clipping c) must be > 0, or 0 for none; got {self.clip!r}")
-        for key, name in (("gp_weight", "lambda"), ("r1_gamma", "gamma")):
+        for key, name in (("gp_weight", "lambda"), ("r1_gamma", "gamma"), ("drift", "epsilon"), ("pl_weight", "w_pl")):
             v = getattr(self, key)
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise UserError(f"model.{key} ({name}) must be >= 0, got {v!r}")
+        if not (isinstance(self.pl_decay, (int, float)) and 0.0 < self.pl_decay <= 1.0):
+            raise UserError(f"model.pl_decay must be in (0, 1], got {self.pl_decay!r}")
+        if self.drift > 0 and self.loss != "wasserstein":
+            raise UserError(
+                "model.drift is the Wasserstein critic's penalty on E D(x)^2: it needs model.loss=wasserstein"
+            )
         if self.loss == "wasserstein" and not (self.clip > 0 or self.gp_weight > 0):
             raise UserError(
                 "model.loss=wasserstein needs a Lipschitz constraint: model.clip > 0 or model.gp_weight > 0"
@@ -145,6 +157,11 @@ class GANConfig(AdversarialConfig):
     point_z_dim: int = 2
     # conv nets
     channels: int = 64  # G's last hidden / D's first layer; doubled at every resolution step
+    kernel: int = 4  # conv kernel size: 4 (PyTorch's DCGAN example), 5 (the DCGAN and WGAN-GP authors' code), or 3
+    # Which conv / dense layers have biases: "unnormalized" (those no BatchNorm follows), "none" (the DCGAN
+    # and WGAN authors' code), "all" (the WGAN-GP authors' tflib layers, even before BatchNorm)
+    biases: str = "unnormalized"
+    proj_norm: str = "channel"  # BatchNorm after G's projection of z: per channel of the 4x4 map, or per "unit"
     g_norm: str = "batch"  # "batch" | "none"
     d_norm: str = "batch"  # "batch" | "layer" | "none"
     init_std: float = 0.02
@@ -166,6 +183,15 @@ class GANConfig(AdversarialConfig):
         one_of("g_norm", ("batch", "none"))
         one_of("d_norm", ("batch", "layer", "none"))
         one_of("conv_method", ("subpixel", "matmul", "xla"))
+        one_of("biases", ("unnormalized", "none", "all"))
+        one_of("proj_norm", ("channel", "unit"))
+        if self.kernel not in SUBPIXEL_KERNELS:
+            raise UserError(
+                f"model.kernel must be one of {', '.join(map(str, SUBPIXEL_KERNELS))} (the kernel sizes the fast "
+                f"transposed convolution computes), got {self.kernel!r}"
+            )
+        if self.pl_weight > 0:
+            raise UserError("model.pl_weight (path-length regularisation) needs a style-based generator (stylegan)")
         for key in ("z_dim", "point_z_dim", "channels"):
             if not _positive_int(getattr(self, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -196,6 +222,8 @@ def _positive_int(v: Any) -> bool:
 def _arch(m: GANConfig, cfg: Any) -> str:
     """The net family for this data: "mlp" or "dcgan" (refuses a conv net on points)."""
     kind = cfg.data.get("kind", "image")
+    if m.random_flip and kind != "image":
+        raise UserError(f"model.random_flip mirrors images; {cfg.data.name} holds {kind}")
     arch = m.arch if m.arch != "auto" else ("mlp" if kind == "points" else m.image_arch)
     if arch == "dcgan":
         if kind != "image":
@@ -218,19 +246,38 @@ def _normal(std):
     return nn.initializers.normal(std)
 
 
+def _mlp_inits(init: str, irange: float = 0.0) -> tuple:
+    """(hidden kernel init, output kernel init) of an MLP: Flax's LeCun normal ("default"), the
+    WGAN-GP authors' tflib `Linear` ("tflib": He-uniform hidden, Glorot-uniform output), or
+    pylearn2's U[-irange, irange] ("pylearn2", the GAN paper's mnist.yaml)."""
+    if init == "tflib":
+        return nn.initializers.variance_scaling(2.0, "fan_in", "uniform"), nn.initializers.glorot_uniform()
+    if init == "pylearn2":
+        u = nn.initializers.uniform(2.0 * irange)
+        return (lambda k, s, d=jnp.float32: u(k, s, d) - irange,) * 2
+    return nn.initializers.lecun_normal(), nn.initializers.lecun_normal()
+
+
 class MLPGenerator(nn.Module):
     hidden: tuple
     out_dim: int
     act: str
     out: str  # "sigmoid" | "linear"
+    init_scheme: str = "default"  # see _mlp_inits
+    irange: float = 0.05
+    out_bias: Any = None  # initial output bias [out_dim] (pylearn2: the logits of the data's marginals)
 
     @nn.compact
     def __call__(self, z, train: bool = True):
         h = z
         f = activation(self.act)
+        k_hidden, k_out = _mlp_inits(self.init_scheme, self.irange)
         for width in self.hidden:
-            h = f(nn.Dense(width)(h))
-        h = nn.Dense(self.out_dim)(h)
+            h = f(nn.Dense(width, kernel_init=k_hidden)(h))
+        b_init = (
+            nn.initializers.zeros if self.out_bias is None else (lambda *_: jnp.asarray(self.out_bias, jnp.float32))
+        )
+        h = nn.Dense(self.out_dim, kernel_init=k_out, bias_init=b_init)(h)
         return jax.nn.sigmoid(h) if self.out == "sigmoid" else h
 
 
@@ -242,21 +289,25 @@ class MLPDiscriminator(nn.Module):
     maxout: int = 0
     dropout: float = 0.0
     input_dropout: float = 0.0
+    init_scheme: str = "default"  # see _mlp_inits
+    irange: float = 0.005
 
     @nn.compact
     def __call__(self, x, train: bool = True):
         h = x.reshape(x.shape[0], -1)
         f = activation(self.act)
+        k_hidden, k_out = _mlp_inits(self.init_scheme, self.irange)
         if self.input_dropout:
             h = nn.Dropout(self.input_dropout, deterministic=not train)(h)
         for width in self.hidden:
             if self.maxout:
-                h = nn.Dense(width * self.maxout)(h).reshape(h.shape[0], width, self.maxout).max(-1)
+                h = nn.Dense(width * self.maxout, kernel_init=k_hidden)(h).reshape(h.shape[0], width, self.maxout)
+                h = h.max(-1)
             else:
-                h = f(nn.Dense(width)(h))
+                h = f(nn.Dense(width, kernel_init=k_hidden)(h))
             if self.dropout:
                 h = nn.Dropout(self.dropout, deterministic=not train)(h)
-        return nn.Dense(1)(h)[:, 0]
+        return nn.Dense(1, kernel_init=k_out)(h)[:, 0]
 
 
 def _bn(train: bool, std: float):
@@ -278,35 +329,51 @@ class DCGANGenerator(nn.Module):
     norm: str = "batch"
     std: float = 0.02
     method: str = "subpixel"
+    kernel: int = 4
+    biases: str = "unnormalized"
+    proj_norm: str = "channel"
+
+    def _bias(self, normalized: bool) -> bool:
+        return self.biases == "all" or (self.biases == "unnormalized" and not normalized)
 
     @nn.compact
     def __call__(self, z, train: bool = True):
         steps = int(round(math.log2(self.size // 4)))
         width = self.channels * 2 ** (steps - 1)
-        h = nn.Dense(4 * 4 * width, kernel_init=_normal(self.std), use_bias=self.norm != "batch")(z)
+        bn = self.norm == "batch"
+        h = nn.Dense(4 * 4 * width, kernel_init=_normal(self.std), use_bias=self._bias(bn))(z)
+        if bn and self.proj_norm == "unit":
+            h = _bn(train, self.std)(h)  # one mean and variance per unit of the projection (the authors' code)
         h = h.reshape(z.shape[0], 4, 4, width)
-        if self.norm == "batch":
+        if bn and self.proj_norm == "channel":
             h = _bn(train, self.std)(h)
         h = nn.relu(h)
-        for i in range(steps - 1):
+        for _ in range(steps - 1):
             width //= 2
             h = ConvTranspose2x(
-                width, use_bias=self.norm != "batch", kernel_init=_normal(self.std), method=self.method
+                width, self.kernel, use_bias=self._bias(bn), kernel_init=_normal(self.std), method=self.method
             )(h)
-            if self.norm == "batch":
+            if bn:
                 h = _bn(train, self.std)(h)
             h = nn.relu(h)
-            del i
-        h = ConvTranspose2x(self.out_channels, kernel_init=_normal(self.std), method=self.method)(h)
+        h = ConvTranspose2x(
+            self.out_channels,
+            self.kernel,
+            use_bias=self._bias(False),
+            kernel_init=_normal(self.std),
+            method=self.method,
+        )(h)
         return jnp.tanh(h)
 
 
 class DCGANDiscriminator(nn.Module):
-    """[S, S, C] -> strided 4x4 convs to 4x4 -> one logit/critic value [B]."""
+    """[S, S, C] -> strided k x k convs to 4x4 -> one logit/critic value [B]."""
 
     channels: int
     norm: str = "batch"  # after every conv but the first
     std: float = 0.02
+    kernel: int = 4
+    biases: str = "unnormalized"
 
     @nn.compact
     def __call__(self, x, train: bool = True):
@@ -314,21 +381,23 @@ class DCGANDiscriminator(nn.Module):
         h = x
         for i in range(steps):
             use_norm = i > 0 and self.norm != "none"
+            batch = use_norm and self.norm == "batch"
             h = nn.Conv(
                 self.channels * 2**i,
-                (4, 4),
+                (self.kernel, self.kernel),
                 strides=(2, 2),
-                padding=((1, 1), (1, 1)),
+                padding="SAME",
                 kernel_init=_normal(self.std),
-                use_bias=not (use_norm and self.norm == "batch"),
+                use_bias=self.biases == "all" or (self.biases == "unnormalized" and not batch),
             )(h)
-            if use_norm and self.norm == "batch":
+            if batch:
                 h = _bn(train, self.std)(h)
             elif use_norm:
                 h = nn.LayerNorm(reduction_axes=(-3, -2, -1), feature_axes=(-3, -2, -1))(h)
             h = nn.leaky_relu(h, 0.2)
         # The last 4x4 map to one value: DCGAN's final 4x4 valid convolution, i.e. a dense layer.
-        return nn.Dense(1, kernel_init=_normal(self.std))(h.reshape(h.shape[0], -1))[:, 0]
+        out = nn.Dense(1, kernel_init=_normal(self.std), use_bias=self.biases != "none")
+        return out(h.reshape(h.shape[0], -1))[:, 0]
 
 
 class Nets:
@@ -342,12 +411,23 @@ class Nets:
         dim = int(np.prod(self.shape))
         self.z_dim = m.point_z_dim if (self.points and m.arch == "auto") else m.z_dim
         if self.arch == "dcgan":
-            self.g = DCGANGenerator(self.shape[0], self.shape[2], m.channels, m.g_norm, m.init_std, m.conv_method)
-            self.d = DCGANDiscriminator(m.channels, m.d_norm, m.init_std)
+            self.g = DCGANGenerator(
+                self.shape[0],
+                self.shape[2],
+                m.channels,
+                m.g_norm,
+                m.init_std,
+                m.conv_method,
+                m.kernel,
+                m.biases,
+                m.proj_norm,
+            )
+            self.d = DCGANDiscriminator(m.channels, m.d_norm, m.init_std, m.kernel, m.biases)
         elif self.points and m.arch == "auto":
-            # WGAN-GP's toy nets (gan_toy.py) for every GAN on point data: ReLU MLPs, linear output.
-            self.g = MLPGenerator(m.point_hidden, dim, "relu", "linear")
-            self.d = MLPDiscriminator(m.point_hidden, "relu")
+            # WGAN-GP's toy nets (gan_toy.py) for every GAN on point data: ReLU MLPs, linear output,
+            # tflib's initialisation.
+            self.g = MLPGenerator(m.point_hidden, dim, "relu", "linear", init_scheme="tflib")
+            self.d = MLPDiscriminator(m.point_hidden, "relu", init_scheme="tflib")
         elif self.points:
             self.g = MLPGenerator(m.g_hidden, dim, m.mlp_act, "linear")
             self.d = MLPDiscriminator(m.d_hidden, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)
@@ -537,15 +617,21 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
     With `model.r1_gamma` > 0 the discriminator's loss adds gamma/2 E|grad D(x)|^2 on the real batch;
     with `model.r1_every` = k > 1 only on the updates whose number (`state.step`) is a multiple of
     k, weighted by k (lazy regularisation; the other updates run without the second backward
-    pass, under `lax.cond`).
+    pass, under `lax.cond`). With `model.drift` > 0 (Wasserstein loss) it adds drift E D(x)^2. With
+    `model.pl_weight` > 0 the generator's loss adds the nets' path-length penalty
+    (`nets.path_length`) times pl_weight * pl_every on every pl_every-th generator update.
     """
     nets = Nets(cfg) if nets is None else nets
     m = nets.m
     rng = jax.random.fold_in(key, state.step)
-    k_zd, k_drop, k_gp, k_zg, k_dropg = jax.random.split(rng, 5)
+    k_zd, k_drop, k_gp, k_zg, k_dropg, k_pl = jax.random.split(rng, 6)
     ms = state.model_state
     g_stats, d_stats = ms.get("g_batch_stats"), ms.get("d_batch_stats")
-    real = nets.to_net(batch["x"])
+    x = batch["x"]
+    if m.random_flip:
+        flip = jax.random.bernoulli(jax.random.fold_in(rng, 1), 0.5, x.shape[:1])
+        x = jnp.where(flip.reshape((-1,) + (1,) * (x.ndim - 1)), x[:, :, ::-1], x)
+    real = nets.to_net(x)
     n = real.shape[0]
     wasserstein = m.loss == "wasserstein"
 
@@ -565,6 +651,8 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
         if m.gp_weight > 0:
             gp = gradient_penalty(lambda x: nets.discriminate(dp, None, x, True, kr)[0], real, fake, k_gp)
         total = loss + m.gp_weight * gp + r1_weight * (m.r1_gamma / 2.0) * r1
+        if m.drift > 0:
+            total = total + m.drift * jnp.mean(r**2)
         return total, (loss, gp, r1, r, f, st)
 
     def d_grad(r1_weight):
@@ -596,25 +684,43 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
                 loss = g_loss_minimax(logits)
             else:
                 loss = g_loss_non_saturating(logits)
-            return loss, (st, dst)
+            pl = (jnp.zeros(()), jnp.zeros(()))
+            total = loss
+            if m.pl_weight > 0:
+                penalty, st, length = path_length(gp_, st)
+                total = loss + m.pl_weight * m.pl_every * penalty
+                pl = (penalty, length)
+            return total, (loss, st, dst, pl)
 
-        (g_loss, (g_st, d_st)), g_grads = jax.value_and_grad(g_objective, has_aux=True)(g_params)
+        def path_length(gp_, st):
+            def on(gp_, st):
+                return nets.path_length(gp_, st, k_pl, n)
+
+            def off(gp_, st):
+                return jnp.zeros(()), st, jnp.zeros(())
+
+            if m.pl_every == 1:
+                return on(gp_, st)
+            return jax.lax.cond(sched["g_updates"] % m.pl_every == 0, on, off, gp_, st)
+
+        (_, (g_loss, g_st, d_st, pl)), g_grads = jax.value_and_grad(g_objective, has_aux=True)(g_params)
         tx_g = make_optimizer(cfg.optim)
         u, g_opt = tx_g.update(g_grads, g_opt, g_params)
         g_params = optax.apply_updates(g_params, u)
         if ema is not None:
             ema = {"g": ema_update(ema["g"], g_params, cfg.optim.ema_decay)}
-        return (g_params, g_opt, g_st, d_st, ema), g_loss.astype(jnp.float32), optax.tree.norm(g_grads)
+        return (g_params, g_opt, g_st, d_st, ema), g_loss.astype(jnp.float32), optax.tree.norm(g_grads), pl
 
     def no_g_update(args):
-        return args, sched["g_loss"], jnp.zeros((), jnp.float32)
+        zero = jnp.zeros((), jnp.float32)
+        return args, sched["g_loss"], zero, (zero, zero)
 
     args = (state.params["g"], state.opt_state["g"], g_stats, d_stats, state.ema_params)
     if _static_every_step(m):
-        out, g_loss, g_norm = g_update(args)
+        out, g_loss, g_norm, pl = g_update(args)
         do_g = jnp.asarray(True)
     else:
-        out, g_loss, g_norm = jax.lax.cond(do_g, g_update, no_g_update, args)
+        out, g_loss, g_norm, pl = jax.lax.cond(do_g, g_update, no_g_update, args)
     g_params, g_opt, g_stats, d_stats, ema = out
     sched = {
         "g_updates": sched["g_updates"] + do_g.astype(jnp.int32),
@@ -651,6 +757,10 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
         metrics["gradient_penalty"] = gp
     if m.r1_gamma > 0:
         metrics["r1_penalty"] = r1  # E|grad D(x)|^2 on the updates that compute it, 0 on the others
+    if m.drift > 0:
+        metrics["drift"] = jnp.mean(r**2)
+    if m.pl_weight > 0:  # on the generator updates that compute them, 0 on the others
+        metrics["pl_penalty"], metrics["pl_length"] = pl
     return new, metrics
 
 

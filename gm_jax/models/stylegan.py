@@ -1,48 +1,69 @@
 """StyleGAN (Karras et al., 2019) and StyleGAN2 (Karras et al., 2020) as nets of the adversarial
-family: the step, losses, schedule, R1 and generator EMA are `gm_jax.models.gan`'s; this module
-builds the nets and the sampling API.
+family: the step, losses, schedule, R1, path-length regularisation hook and generator EMA are
+`gm_jax.models.gan`'s; this module builds the nets and the sampling API. The nets follow the
+authors' released code layer by layer and parameter by parameter: NVlabs `stylegan`,
+`training/networks_stylegan.py` (`G_mapping`, `G_synthesis`, `D_basic`) for `style="adain"` and
+`"none"`, and NVlabs `stylegan2`, `training/networks_stylegan2.py` (`G_mapping`,
+`G_synthesis_stylegan2`, `D_stylegan2`; `D_stylegan` is `d_arch="orig"`) for `style="demod"`.
+
+Feature maps: resolution r has nf(log2 r - 1) maps, nf(stage) = clip(fmap_base / 2^stage,
+`fmap_min`, `fmap_max`) as in both references (StyleGAN and StyleGAN2 configs A-E: fmap_base 8192,
+StyleGAN2 config F: 16384); the discriminator's 4x4 layers use nf(1) and its dense layer nf(0).
 
 Generator: a mapping network (z normalised to unit second moment, `mapping_layers` = 8 equalised
 fully connected layers with LeakyReLU(0.2) and learning-rate multiplier `mapping_lr_mul` = 0.01)
-turns z into w; the synthesis network starts from a learned 4x4 constant (`input="const"`; `"z"`
-projects z there instead, the traditional input) and doubles the resolution per block (a 4x4
-stride-2 transposed convolution, then a 3x3 convolution) up to the data's size; a 1x1 "toRGB" gives
-the image in [-1, 1] space (linear). L = 2 log2(size) - 2 layers each take their own copy of w (the
-styles array [N, L, w_dim]):
-- `style="adain"` (StyleGAN): conv -> noise -> bias -> LeakyReLU -> instance norm -> per-channel
-  scale (1 + y_s) and bias y_b from the learned affine "A" of w (layer 0 is the constant itself);
+turns z into w; the synthesis network starts from a learned 4x4 constant (`input="const"`: ones at
+init for StyleGAN, N(0, 1) for StyleGAN2; `"z"` is StyleGAN's traditional input, a dense layer from
+the first layer's w) and doubles the resolution per block with 3x3 weights. L = 2 log2(size) - 2
+style layers each take their own copy of w (the styles array [N, L, w_dim]):
+- `style="adain"` (StyleGAN): every layer is conv -> noise -> bias -> LeakyReLU -> instance norm
+  -> per-channel scale (1 + y_s) and bias y_b from the learned affine "A" of w (layer 0 is the
+  constant itself); the up-sampling layer is nearest-neighbour upsampling and a 3x3 convolution
+  (one fused 4x4 transposed convolution, `gm_jax.nn.resample.upscale_conv2d`) followed by the
+  [1, 2, 1] blur (`resample_filter`); per-layer noise with learned per-channel strengths;
 - `style="demod"` (StyleGAN2): the convolution's weights are modulated by the affine's style s
   (bias initialised to 1) and demodulated, w'_ijk = s_i w_ijk / sqrt(sum_ik (s_i w_ijk)^2 + 1e-8),
-  computed as input scaling, a shared convolution and output scaling; noise and bias come after it
-  (outside the style block), the activation has gain sqrt(2); the toRGB layer is modulated without
-  demodulation and takes the last style. Instance normalisation, whose per-map statistics let the
-  generator hide a strong local spike ("water droplet"), is gone;
+  computed as input scaling, a shared convolution and output scaling; the up-sampling layer is the
+  stride-2 transposed convolution of the 3x3 weights followed by the [1, 3, 3, 1] FIR filter
+  (`upsample_conv2d`); noise (one learned strength per layer) and bias come after it, the
+  activation has gain sqrt(2); toRGB is modulated without demodulation. `g_arch`: "orig" (one toRGB
+  at the end, configs B-D), "skip" (a toRGB at every resolution, the image up-sampled with the
+  filter and summed: configs E-F), "resnet" (a 1x1 up-sampled shortcut per block, (x + t)/sqrt 2);
 - `style="none"`: pixel norm instead (the progressive GAN baseline, ablation configs A/B).
-Per-layer noise: one N(0, 1) image per layer and example, times learned per-channel scales "B"
-(zero at init), `noise_inputs` on/off. Every weight is equalised: stored N(0, 1/lr_mul) and scaled
-at run time by gain * lr_mul / sqrt(fan_in) (gain sqrt(2) before LeakyReLU, 1 for the affines and
-toRGB; the transposed convolution's fan-in is the 2x2 taps x Cin that reach each output pixel).
+Every weight is equalised: stored N(0, 1/lr_mul^2) and scaled at run time by gain * lr_mul /
+sqrt(fan_in), fan_in = k k Cin of the stored (3x3) kernel; StyleGAN's layers have gain sqrt(2)
+before LeakyReLU, StyleGAN2's gain 1 and an activation gain of sqrt(2), as in each reference.
 
 Style mixing (training): with probability `mixing_prob` (0.9) per minibatch, as in the papers' code,
 a second z2 gives w2 and layers from a crossover drawn uniformly in 1..L-1 take w2. The generator
-tracks the average w (`w_avg_beta` = 0.995 per generator forward pass in training, both passes of a
-step as in the reference code; non-gradient state, checkpointed, `model_state["g_batch_stats"]`).
-Truncation at sampling: w' = w_avg + psi (w - w_avg) on the layers before `truncation_cutoff`.
+tracks the average w (`w_avg_beta` = 0.995 per generator forward pass in training; non-gradient
+state, checkpointed, `model_state["g_batch_stats"]`). Truncation at sampling: w' = w_avg +
+psi (w - w_avg) on the layers before `truncation_cutoff`.
 
-Discriminator (both): the progressive GAN's without growing: 1x1 fromRGB, per resolution a 3x3
-convolution and a 4x4 stride-2 convolution (the reference's fused blur + downscale conv has a 4x4
-support), minibatch standard deviation (`mbstd_group` = 4) at 4x4, a 3x3 convolution, two dense
-layers; equalised lr, LeakyReLU(0.2).
+Path-length regularisation (StyleGAN2 config D on, `pl_weight` = 2): on every `pl_every`-th (4)
+generator update a minibatch of N / `pl_batch_shrink` (2) latents is generated, y ~ N(0, I) / sqrt(HW),
+a = |grad_w (g(w) . y)| averaged as sqrt(mean over layers of the squared norm), its running mean
+updated by `pl_decay` (0.01; `g_batch_stats["pl_mean"]`), and pl_weight * pl_every * E (a - mean)^2
+added to that update's generator loss (`G_logistic_ns_pathreg` in the reference's `training/loss.py`).
+
+Discriminator: StyleGAN's `D_basic` (1x1 fromRGB, per resolution a 3x3 convolution, the blur and
+a 3x3 convolution fused with 2x2 average pooling) or StyleGAN2's `D_stylegan2` (the filter then a
+stride-2 3x3 convolution; `d_arch` "orig", "skip" (fromRGB of the filtered-down image at every
+resolution) or "resnet" (a 1x1 filtered-down shortcut per block)); both end with the minibatch
+standard deviation (`mbstd_group` = 4) at 4x4, a 3x3 convolution and two dense layers.
 
 Loss: the non-saturating logistic loss with R1 (`r1_gamma`), lazily every `r1_every` D updates as
-an option (StyleGAN2: 16, the penalty weighted by 16; here added to that update's D loss rather
-than run as a separate update, so Adam's moments need no re-scaling); Adam lr 0.001 (StyleGAN2
-0.002), beta = (0, 0.99); EMA of the generator (half-life 10k images) for evaluation and sampling.
+an option (StyleGAN2: 16, the penalty weighted by 16), or the Wasserstein loss with the gradient
+penalty and the progressive GAN's drift term `drift` E D(x)^2 (StyleGAN on CelebA-HQ); Adam lr 0.001
+(StyleGAN2 0.002), beta = (0, 0.99); EMA of the generator (half-life 10k images) for evaluation and
+sampling.
 
-Departures from the reference code, stated: no progressive growing (StyleGAN2 dropped it too), no
-FIR blur filters around up/down-sampling, one toRGB at the end (StyleGAN2's skip generator and
-residual discriminator, and its path-length regulariser, are not built: `stylegan2` here is the
-paper's configuration D).
+Departures from the reference code, stated: no progressive growing (StyleGAN2 configs E-F drop it
+too; for configs A-D and StyleGAN the nets train at full resolution from the start, without the
+growing schedule's learning rates and minibatch sizes); the lazy regularisers are added to that
+update's loss rather than run as a separate optimizer step with the reference's Adam adjustment
+(lr c, beta^c with c = k/(k+1)), so Adam's moments need no re-scaling; the reference's non-
+trainable per-layer noise images (used only by its `randomize_noise=False`) are not kept.
 
 Sampling section (`cfg.sample`, may change at --mode=sample): `truncation_psi` in [0, 1] (1: none),
 `truncation_cutoff` (layers truncated; 0: all), `mixing_layer` of the style-mixing figure (0: L // 2),
@@ -62,10 +83,12 @@ import jax.numpy as jnp
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.models import gan
-from gm_jax.nn.conv import conv2d, conv_transpose_2x, subpixel_kernel
+from gm_jax.nn import resample
+from gm_jax.nn.conv import conv2d
 from gm_jax.nn.precision import compute_dtype, mixed_apply
 
 SQRT2 = math.sqrt(2.0)
+ARCHS = ("orig", "skip", "resnet")
 
 # ----------------------------------------------------------------------------- config
 
@@ -78,24 +101,33 @@ class StyleGANConfig(gan.AdversarialConfig):
     w_dim: int = 512
     mapping_layers: int = 8  # 0: w is the normalised z (needs w_dim = z_dim)
     mapping_lr_mul: float = 0.01
-    input: str = "const"  # "const" (learned 4x4) | "z" (projected z, the traditional input)
+    input: str = "const"  # "const" (learned 4x4) | "z" (a dense layer from w, the traditional input)
     style: str = "adain"  # "adain" | "demod" | "none"
     noise_inputs: bool = True
     mixing_prob: float = 0.9
     w_avg_beta: float = 0.995
-    fmap_base: int = 16384  # feature maps at resolution r: min(fmap_max, fmap_base // r)
+    fmap_base: int = 8192  # feature maps of stage s (resolution 2^(s+1)): clip(fmap_base / 2^s, fmap_min, fmap_max)
+    fmap_min: int = 1
     fmap_max: int = 512
     mbstd_group: int = 4  # 0: no minibatch standard deviation
+    g_arch: str = "orig"  # StyleGAN2's generator: "orig" | "skip" | "resnet"
+    d_arch: str = "orig"  # StyleGAN2's discriminator: "orig" | "skip" | "resnet"
+    resample_filter: tuple = (1, 2, 1)  # StyleGAN's blur; StyleGAN2's FIR filter is (1, 3, 3, 1)
     # Every convolution as a matrix product ("matmul"; the form that stays fast inside the lazy-R1
     # lax.cond on XLA:CPU) or through lax.conv ("subpixel"); gm_jax.nn.conv.
     conv_method: str = "matmul"
+
+    def normalized(self) -> StyleGANConfig:
+        return dataclasses.replace(self, resample_filter=tuple(self.resample_filter))
 
     def check(self) -> None:
         super().check()
         self.one_of("input", ("const", "z"))
         self.one_of("style", ("adain", "demod", "none"))
         self.one_of("conv_method", ("subpixel", "matmul"))
-        for key in ("z_dim", "w_dim", "fmap_base", "fmap_max"):
+        self.one_of("g_arch", ARCHS)
+        self.one_of("d_arch", ARCHS)
+        for key in ("z_dim", "w_dim", "fmap_base", "fmap_max", "fmap_min"):
             if not gan._positive_int(getattr(self, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
         for key in ("mapping_layers", "mbstd_group"):
@@ -112,9 +144,37 @@ class StyleGANConfig(gan.AdversarialConfig):
             raise UserError(f"model.w_avg_beta must be in [0, 1), got {self.w_avg_beta!r}")
         if self.loss != "gan" and self.r1_gamma > 0:
             raise UserError("model.r1_gamma is the logistic loss's penalty; with loss=wasserstein use gp_weight")
+        f = self.resample_filter
+        if not f or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in f) or sum(f) <= 0:
+            raise UserError(f"model.resample_filter must be a list of numbers with a positive sum, got {f!r}")
+        if self.style != "demod":
+            for key in ("g_arch", "d_arch"):
+                if getattr(self, key) != "orig":
+                    raise UserError(
+                        f"model.{key}={getattr(self, key)} is StyleGAN2's architecture (model.style=demod); "
+                        f"model.style={self.style} builds StyleGAN's nets (use {key}=orig)"
+                    )
+            if len(f) % 2 == 0:
+                raise UserError(f"StyleGAN's blur (model.style={self.style}) takes an odd filter, got {f!r}")
+        elif self.input != "const":
+            raise UserError(
+                "StyleGAN2's synthesis (model.style=demod) starts from the learned constant: model.input=const"
+            )
+        if self.pl_weight > 0 and self.mapping_layers == 0:
+            raise UserError("model.pl_weight > 0 regularises the map from w: it needs model.mapping_layers > 0")
+
+    @property
+    def v2(self) -> bool:
+        """StyleGAN2's nets (networks_stylegan2.py) rather than StyleGAN's (networks_stylegan.py)."""
+        return self.style == "demod"
+
+    def nf(self, stage: int) -> int:
+        """Feature maps of stage `stage` (resolution 2^(stage + 1)), as both references' nf()."""
+        return int(min(max(int(self.fmap_base / 2.0**stage), self.fmap_min), self.fmap_max))
 
     def fmaps(self, res: int) -> int:
-        return max(1, min(self.fmap_max, self.fmap_base // res))
+        """Feature maps at resolution `res`: nf(log2 res - 1)."""
+        return self.nf(int(round(math.log2(res))) - 1)
 
 
 def resolution(cfg: Any) -> int:
@@ -163,53 +223,56 @@ class EqDense(nn.Module):
         return y
 
 
-def effective_kernel(w: jax.Array, gain: float, up: bool = False) -> jax.Array:
+def effective_kernel(w: jax.Array, gain: float) -> jax.Array:
     """The He-scaled weights an equalised convolution applies: w g / sqrt(fan_in), fan_in = k k Cin
-    (2 x 2 x Cin for the 4x4 stride-2 transposed convolution, whose output pixels each see 4 taps)."""
+    of the stored kernel (3 x 3 x Cin for the resampling convolutions too, as in the references)."""
     k, ci = w.shape[0], w.shape[2]
-    fan_in = (4 if up else k * k) * ci
-    return w * (gain / math.sqrt(fan_in))
+    return w * (gain / math.sqrt(k * k * ci))
 
 
-def modulated_conv(x, w, s=None, demod=False, up=False, down=False, method="matmul", eps=1e-8):
+def modulated_conv(x, w, s=None, demod=False, resample_op=None, method="matmul", eps=1e-8):
     """Convolution of x [N, H, W, Ci] with effective weights w [k, k, Ci, Co], optionally modulated
     by per-example styles s [N, Ci] (w'_ijk = s_i w_ijk) and demodulated (each output channel of each
     example divided by sqrt(sum_ik w'^2 + eps)), computed without per-example weights: scale the
-    input by s, convolve, scale the output. `up`: 4x4 stride-2 transposed convolution (sub-pixel
-    form; demodulated per output phase, each phase having its own taps); `down`: 4x4 stride 2."""
+    input by s, convolve, scale the output (the reference's `fused_modconv=False` form). `resample_op`
+    (x, w, matmul) -> y replaces the plain "SAME" convolution (up- or down-sampling layers); both
+    are linear in x, so the output scaling commutes with them."""
     if s is not None:
         x = x * s[:, None, None, :]
-    if up:
-        scale = None
-        if demod:
-            sq = jnp.sum(subpixel_kernel(w) ** 2, axis=(0, 1))  # [Ci, 4 Co]
-            scale = jax.lax.rsqrt((s**2) @ sq + eps)
-        return conv_transpose_2x(x, w, matmul=method == "matmul", phase_scale=scale)
-    pad = ((1, 1), (1, 1)) if down else "SAME"
-    y = conv2d(x, w, 2 if down else 1, pad, matmul=method == "matmul")
+    matmul = method == "matmul"
+    y = conv2d(x, w, 1, "SAME", matmul=matmul) if resample_op is None else resample_op(x, w, matmul)
     if demod:
         y = y * jax.lax.rsqrt((s**2) @ jnp.sum(w**2, axis=(0, 1)) + eps)[:, None, None, :]
     return y
 
 
 class EqConv(nn.Module):
-    """An equalised convolution (k x k, or 4x4 stride 2 with `up` / `down`), optionally modulated by
-    a style s [N, Cin] and demodulated; bias optional (the generator adds its own after the noise)."""
+    """An equalised k x k convolution, optionally up- or down-sampling (`resample`: None, "up1" /
+    "down1" for StyleGAN's fused 3x3 forms, "up2" / "down2" for StyleGAN2's FIR forms with
+    `fir`), modulated by a style s [N, Cin] and demodulated; bias optional (the generator adds its
+    own after the noise)."""
 
     features: int
     kernel: int = 3
     gain: float = SQRT2
-    up: bool = False
-    down: bool = False
+    resample: str | None = None
+    fir: tuple = (1, 3, 3, 1)
     demod: bool = False
     use_bias: bool = True
     method: str = "matmul"
 
     @nn.compact
     def __call__(self, x, s=None):
-        k = 4 if (self.up or self.down) else self.kernel
+        k = self.kernel
         w = self.param("kernel", nn.initializers.normal(1.0), (k, k, x.shape[-1], self.features))
-        y = modulated_conv(x, effective_kernel(w, self.gain, self.up), s, self.demod, self.up, self.down, self.method)
+        op = {
+            None: None,
+            "up1": lambda v, kk, mm: resample.upscale_conv2d(v, kk, mm),
+            "down1": lambda v, kk, mm: resample.conv_downscale2d(v, kk, mm),
+            "up2": lambda v, kk, mm: resample.upsample_conv2d(v, kk, self.fir, mm),
+            "down2": lambda v, kk, mm: resample.conv_downsample2d(v, kk, self.fir, mm),
+        }[self.resample]
+        y = modulated_conv(x, effective_kernel(w, self.gain), s, self.demod, op, self.method)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,))
         return y
@@ -242,71 +305,128 @@ def minibatch_stddev(x: jax.Array, group: int) -> jax.Array:
 
 
 class Mapping(nn.Module):
+    """z -> w: pixel norm, then `mapping_layers` equalised layers (StyleGAN: gain sqrt 2 in the
+    weights; StyleGAN2: gain 1 and sqrt 2 on the activation)."""
+
     m: StyleGANConfig
 
     @nn.compact
     def __call__(self, z):
         x = pixel_norm(z)
+        gain, act_gain = (1.0, SQRT2) if self.m.v2 else (SQRT2, 1.0)
         for i in range(self.m.mapping_layers):
-            x = _lrelu(EqDense(self.m.w_dim, lr_mul=self.m.mapping_lr_mul, name=f"fc{i}")(x))
+            x = _lrelu(EqDense(self.m.w_dim, gain=gain, lr_mul=self.m.mapping_lr_mul, name=f"fc{i}")(x)) * act_gain
         return x
 
 
 class Synthesis(nn.Module):
-    """styles [N, L, w_dim] (and z for input="z") -> image [N, res, res, channels] in [-1, 1] space.
-    The last feature maps before toRGB are sown as ("intermediates", "features")."""
+    """styles [N, L, w_dim] -> image [N, res, res, channels] in [-1, 1] space. The last feature maps
+    before toRGB are sown as ("intermediates", "features")."""
 
     m: StyleGANConfig
     res: int
     channels: int
 
-    def _epilogue(self, x, w, i):
-        """Noise, bias, activation, then the layer's normalisation and style (AdaIN / pixel norm)."""
+    def _noise_bias_act(self, x, i):
+        """Layer i's noise (per-channel strengths for StyleGAN, one per layer for StyleGAN2), bias and
+        activation."""
         m, c = self.m, x.shape[-1]
         if m.noise_inputs:
-            strength = self.param(f"noise{i}", nn.initializers.zeros, (c,))
+            strength = self.param(f"noise{i}", nn.initializers.zeros, () if m.v2 else (c,))
             x = x + strength * jax.random.normal(self.make_rng("noise"), x.shape[:3] + (1,), x.dtype)
         x = x + self.param(f"bias{i}", nn.initializers.zeros, (c,))
-        x = _lrelu(x) * (SQRT2 if m.style == "demod" else 1.0)
-        if i == num_layers(self.res) - (2 if m.style == "demod" else 1):  # the last convolution
+        return _lrelu(x) * (SQRT2 if m.v2 else 1.0)
+
+    def _epilogue(self, x, w, i):
+        """StyleGAN's layer epilogue: noise, bias, activation, then the normalisation and style."""
+        m, c = self.m, x.shape[-1]
+        x = self._noise_bias_act(x, i)
+        if i == num_layers(self.res) - 1:  # the last convolution
             self.sow("intermediates", "features", x)
         if m.style == "adain":
             ys = EqDense(2 * c, gain=1.0, name=f"style{i}")(w[:, i])
             x = adain(x, 1.0 + ys[:, :c], ys[:, c:])
-        elif m.style == "none":
+        else:
             x = pixel_norm(x)
         return x
 
-    def _conv(self, x, w, i, features, up=False):
-        """Layer i's convolution, modulated by its style under `demod`."""
-        demod = self.m.style == "demod"
-        s = EqDense(x.shape[-1], gain=1.0, bias_init=1.0, name=f"style{i}")(w[:, i]) if demod else None
-        return EqConv(features, 3, up=up, demod=demod, use_bias=False, method=self.m.conv_method, name=f"conv{i}")(x, s)
-
-    @nn.compact
-    def __call__(self, w, z=None):
+    def _v1(self, w):
         m, n = self.m, w.shape[0]
-        f4 = m.fmaps(4)
+        f4, cm = m.fmaps(4), m.conv_method
         if m.input == "const":
             x = jnp.broadcast_to(self.param("const", nn.initializers.ones, (4, 4, f4)), (n, 4, 4, f4))
-        else:
-            x = EqDense(16 * f4, gain=SQRT2 / 4, name="input")(pixel_norm(z)).reshape(n, 4, 4, f4)
-        i = 0
-        if m.style != "demod":  # StyleGAN: the constant (or projected z) is layer 0
-            x = self._epilogue(x, w, 0)
-            i = 1
-        x = self._epilogue(self._conv(x, w, i, f4), w, i)
-        i += 1
+        else:  # the reference's dense input from the first layer's w, gain sqrt(2) / 4
+            x = EqDense(16 * f4, gain=SQRT2 / 4, use_bias=False, name="input")(w[:, 0]).reshape(n, 4, 4, f4)
+        x = self._epilogue(x, w, 0)
+        x = self._epilogue(EqConv(f4, 3, use_bias=False, method=cm, name="conv1")(x), w, 1)
+        i, r = 2, 4
+        while r < self.res:
+            r *= 2
+            up = EqConv(m.fmaps(r), 3, resample="up1", use_bias=False, method=cm, name=f"conv{i}")(x)
+            x = self._epilogue(resample.blur2d(up, m.resample_filter), w, i)
+            x = self._epilogue(EqConv(m.fmaps(r), 3, use_bias=False, method=cm, name=f"conv{i + 1}")(x), w, i + 1)
+            i += 2
+        return EqConv(self.channels, 1, gain=1.0, method=cm, name="torgb")(x)
+
+    def _layer(self, x, w, i, features, up=False):
+        """StyleGAN2's layer i: modulated, demodulated 3x3 convolution (up-sampling with the FIR
+        filter), then noise, bias and activation."""
+        m = self.m
+        s = EqDense(x.shape[-1], gain=1.0, bias_init=1.0, name=f"style{i}")(w[:, i])
+        conv = EqConv(
+            features,
+            3,
+            gain=1.0,
+            resample="up2" if up else None,
+            fir=m.resample_filter,
+            demod=True,
+            use_bias=False,
+            method=m.conv_method,
+            name=f"conv{i}",
+        )
+        x = self._noise_bias_act(conv(x, s), i)
+        if i == num_layers(self.res) - 2:  # the last convolution
+            self.sow("intermediates", "features", x)
+        return x
+
+    def _torgb(self, x, w, i, name):
+        s = EqDense(x.shape[-1], gain=1.0, bias_init=1.0, name=f"{name}_style")(w[:, i])
+        return EqConv(self.channels, 1, gain=1.0, method=self.m.conv_method, name=name)(x, s)
+
+    def _v2(self, w):
+        m, n = self.m, w.shape[0]
+        f4 = m.fmaps(4)
+        x = jnp.broadcast_to(self.param("const", nn.initializers.normal(1.0), (4, 4, f4)), (n, 4, 4, f4))
+        x = self._layer(x, w, 0, f4)
+        y = self._torgb(x, w, 1, "torgb4") if m.g_arch == "skip" else None
         r = 4
         while r < self.res:
             r *= 2
-            x = self._epilogue(self._conv(x, w, i, m.fmaps(r), up=True), w, i)
-            x = self._epilogue(self._conv(x, w, i + 1, m.fmaps(r)), w, i + 1)
-            i += 2
-        if m.style == "demod":  # modulated, not demodulated, by the last style
-            s = EqDense(x.shape[-1], gain=1.0, bias_init=1.0, name=f"style{i}")(w[:, i])
-            return EqConv(self.channels, 1, gain=1.0, method=self.m.conv_method, name="torgb")(x, s)
-        return EqConv(self.channels, 1, gain=1.0, method=self.m.conv_method, name="torgb")(x)
+            i = 2 * int(round(math.log2(r))) - 5
+            t = x
+            x = self._layer(x, w, i, m.fmaps(r), up=True)
+            x = self._layer(x, w, i + 1, m.fmaps(r))
+            if m.g_arch == "resnet":
+                skip = EqConv(
+                    m.fmaps(r),
+                    1,
+                    gain=1.0,
+                    resample="up2",
+                    fir=m.resample_filter,
+                    use_bias=False,
+                    method=m.conv_method,
+                    name=f"skip{r}",
+                )
+                x = (x + skip(t)) / SQRT2
+            if m.g_arch == "skip":
+                y = resample.upsample2d(y, m.resample_filter) + self._torgb(x, w, i + 2, f"torgb{r}")
+        if m.g_arch != "skip":
+            y = self._torgb(x, w, num_layers(self.res) - 1, "torgb")
+        return y
+
+    @nn.compact
+    def __call__(self, w):
+        return self._v2(w) if self.m.v2 else self._v1(w)
 
 
 class Generator(nn.Module):
@@ -320,31 +440,67 @@ class Generator(nn.Module):
 
     def __call__(self, z):
         w = self.map(z)
-        return self.synthesize(jnp.broadcast_to(w[:, None], (w.shape[0], num_layers(self.res), w.shape[-1])), z)
+        return self.synthesize(jnp.broadcast_to(w[:, None], (w.shape[0], num_layers(self.res), w.shape[-1])))
 
     def map(self, z):
         return self.mapping(z)
 
-    def synthesize(self, styles, z=None):
-        return self.synthesis(styles, z)
+    def synthesize(self, styles):
+        return self.synthesis(styles)
 
 
 class Discriminator(nn.Module):
+    """StyleGAN's D_basic (`style` adain / none) or StyleGAN2's D_stylegan2 (`style` demod)."""
+
     m: StyleGANConfig
 
     @nn.compact
     def __call__(self, x, train: bool = True):
         m, r = self.m, x.shape[1]
-        cm = m.conv_method
-        h = _lrelu(EqConv(m.fmaps(r), 1, method=cm, name="fromrgb")(x))
+        cm, v2 = m.conv_method, m.v2
+        gain, ag = (1.0, SQRT2) if v2 else (SQRT2, 1.0)  # weight gain, activation gain
+
+        def act(h):
+            return _lrelu(h) * ag
+
+        def fromrgb(img, res):
+            return act(EqConv(m.fmaps(res), 1, gain=gain, method=cm, name=f"fromrgb{res}")(img))
+
+        img, h = x, fromrgb(x, r)
         while r > 4:
-            h = _lrelu(EqConv(m.fmaps(r), 3, method=cm, name=f"conv{r}")(h))
-            h = _lrelu(EqConv(m.fmaps(r // 2), down=True, method=cm, name=f"down{r}")(h))
+            t = h
+            h = act(EqConv(m.fmaps(r), 3, gain=gain, method=cm, name=f"conv{r}")(h))
+            if v2:
+                down = EqConv(
+                    m.fmaps(r // 2), 3, gain=gain, resample="down2", fir=m.resample_filter, method=cm, name=f"down{r}"
+                )
+                h = act(down(h))
+            else:
+                h = act(
+                    EqConv(m.fmaps(r // 2), 3, gain=gain, resample="down1", method=cm, name=f"down{r}")(
+                        resample.blur2d(h, m.resample_filter)
+                    )
+                )
+            if m.d_arch == "resnet":
+                skip = EqConv(
+                    m.fmaps(r // 2),
+                    1,
+                    gain=1.0,
+                    resample="down2",
+                    fir=m.resample_filter,
+                    use_bias=False,
+                    method=cm,
+                    name=f"skip{r}",
+                )
+                h = (h + skip(t)) / SQRT2
             r //= 2
+            if m.d_arch == "skip":
+                img = resample.downsample2d(img, m.resample_filter)
+                h = h + fromrgb(img, r)
         if m.mbstd_group:
             h = minibatch_stddev(h, m.mbstd_group)
-        h = _lrelu(EqConv(m.fmaps(4), 3, method=cm, name="conv4")(h))
-        h = _lrelu(EqDense(m.fmaps(4), name="fc")(h.reshape(h.shape[0], -1)))
+        h = act(EqConv(m.nf(1), 3, gain=gain, method=cm, name="conv4")(h))
+        h = act(EqDense(m.nf(0), gain=gain, name="fc")(h.reshape(h.shape[0], -1)))
         return EqDense(1, gain=1.0, name="out")(h)[:, 0]
 
 
@@ -366,7 +522,10 @@ class StyleNets:
         kg, kn, kd = jax.random.split(key, 3)
         gv = self.g.init({"params": kg, "noise": kn}, jnp.zeros((2, self.z_dim)))
         dv = self.d.init(kd, x)
-        return {"params": gv["params"], "batch_stats": {"w_avg": jnp.zeros((self.m.w_dim,))}}, dv
+        stats = {"w_avg": jnp.zeros((self.m.w_dim,))}
+        if self.m.pl_weight > 0:
+            stats["pl_mean"] = jnp.zeros(())
+        return {"params": gv["params"], "batch_stats": stats}, dv
 
     def to_net(self, x):
         return 2.0 * x - 1.0
@@ -390,27 +549,49 @@ class StyleNets:
     def map(self, params, z):
         return self.g_apply({"params": params}, z, method="map")
 
-    def synthesize(self, params, styles, key, z=None, capture=False):
+    def synthesize(self, params, styles, key, capture=False):
         """Images in [-1, 1] space from styles [N, L, w_dim]; with `capture`, also the last feature maps."""
         if not capture:
-            return self.g_apply({"params": params}, styles, z, method="synthesize", rngs={"noise": key})
+            return self.g_apply({"params": params}, styles, method="synthesize", rngs={"noise": key})
         out, inter = self.g_apply(
-            {"params": params}, styles, z, method="synthesize", rngs={"noise": key}, mutable=["intermediates"]
+            {"params": params}, styles, method="synthesize", rngs={"noise": key}, mutable=["intermediates"]
         )
         return out, inter["intermediates"]["synthesis"]["features"][0]
 
-    def generate(self, params, stats, latent, train):
-        """(G(latent) in net space, the updated w average): in training with style mixing and the w
-        average tracked; otherwise plain (no mixing, no truncation)."""
+    def styles(self, params, stats, latent, train):
+        """(styles [N, L, w_dim] of a latent, the updated generator statistics): in training with
+        style mixing and the w average tracked; otherwise plain (no mixing, no truncation)."""
         w = self.map(params, latent["z"])
         styles = broadcast_styles(w, self.layers)
         if train:
             mean = jnp.mean(w, 0)
-            stats = {"w_avg": mean + self.m.w_avg_beta * (stats["w_avg"] - mean)}
+            stats = {**stats, "w_avg": mean + self.m.w_avg_beta * (stats["w_avg"] - mean)}
             if self.m.mixing_prob > 0:
                 other = broadcast_styles(self.map(params, latent["z2"]), self.layers)
                 styles = mix_styles(styles, other, latent["cross"])
-        return self.synthesize(params, styles, latent["key"], latent["z"]), stats
+        return styles, stats
+
+    def generate(self, params, stats, latent, train):
+        """(G(latent) in net space, the updated generator statistics)."""
+        styles, stats = self.styles(params, stats, latent, train)
+        return self.synthesize(params, styles, latent["key"]), stats
+
+    def path_length(self, params, stats, key, n):
+        """StyleGAN2's path-length penalty on a fresh minibatch of n // pl_batch_shrink latents:
+        (E (a - pl_mean')^2, the statistics with the updated running mean pl_mean', E a), a the
+        per-example Jacobian-vector norm |grad_w (g(w) . y)| / sqrt(L), y ~ N(0, I) / sqrt(HW).
+        The penalty's gradient reaches pl_mean' through the batch mean, as in the reference."""
+        m = self.m
+        kl, ky = jax.random.split(key)
+        latent = self.noise(kl, max(1, n // m.pl_batch_shrink))
+        styles, stats = self.styles(params, stats, latent, True)
+        shape = (styles.shape[0], self.res, self.res, self.channels)
+        y = jax.random.normal(ky, shape) / math.sqrt(self.res * self.res)
+        grads = jax.grad(lambda s: jnp.sum(self.synthesize(params, s, latent["key"]) * y))(styles)
+        lengths = jnp.sqrt(jnp.mean(jnp.sum(grads**2, axis=2), axis=1))
+        pl_mean = stats["pl_mean"] + m.pl_decay * (jnp.mean(lengths) - stats["pl_mean"])
+        penalty = jnp.mean((lengths - pl_mean) ** 2)
+        return penalty, {**stats, "pl_mean": jax.lax.stop_gradient(pl_mean)}, jnp.mean(lengths)
 
     def discriminate(self, params, stats, x, train, key=None):
         return self.d_apply({"params": params}, x), None
@@ -463,7 +644,7 @@ def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
     params = state.eval_params()["g"]
     kz, kn = jax.random.split(jax.random.fold_in(key, 1))
     z = jax.random.normal(kz, (batch["x"].shape[0], nets.z_dim))
-    _, feats = nets.synthesize(params, broadcast_styles(nets.map(params, z), nets.layers), kn, z, capture=True)
+    _, feats = nets.synthesize(params, broadcast_styles(nets.map(params, z), nets.layers), kn, capture=True)
     out["feature_peak_to_mean"] = peak_to_mean(feats)
     return out
 
@@ -500,7 +681,7 @@ def generate(state: TrainState, key: jax.Array, n: int, cfg: Any, psi: float = 1
     kz, kn = jax.random.split(key)
     z = jax.random.normal(kz, (n, nets.z_dim))
     styles = truncate(broadcast_styles(nets.map(params, z), nets.layers), w_avg, psi, cutoff)
-    return nets.from_net(nets.synthesize(params, styles, kn, z))
+    return nets.from_net(nets.synthesize(params, styles, kn))
 
 
 def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
@@ -515,13 +696,12 @@ def mapping(state: TrainState, z: jax.Array, cfg: Any) -> jax.Array:
     return StyleNets(cfg).map(state.eval_params()["g"], z)
 
 
-def synthesize(state: TrainState, styles: jax.Array, key: jax.Array, cfg: Any, z: jax.Array | None = None):
-    """Images in [0, 1] from styles [N, L, w_dim] (or w [N, w_dim], one copy per layer); z is needed
-    only by model.input=z."""
+def synthesize(state: TrainState, styles: jax.Array, key: jax.Array, cfg: Any):
+    """Images in [0, 1] from styles [N, L, w_dim] (or w [N, w_dim], one copy per layer)."""
     nets = StyleNets(cfg)
     if styles.ndim == 2:
         styles = broadcast_styles(styles, nets.layers)
-    return nets.from_net(nets.synthesize(state.eval_params()["g"], styles, key, z))
+    return nets.from_net(nets.synthesize(state.eval_params()["g"], styles, key))
 
 
 def style_mix(state, za, zb, layer: int, key, cfg, psi: float = 1.0):
@@ -532,7 +712,7 @@ def style_mix(state, za, zb, layer: int, key, cfg, psi: float = 1.0):
     params, w_avg = state.eval_params()["g"], state.model_state["g_batch_stats"]["w_avg"]
     sa = truncate(broadcast_styles(nets.map(params, za), nets.layers), w_avg, psi)
     sb = truncate(broadcast_styles(nets.map(params, zb), nets.layers), w_avg, psi)
-    return nets.from_net(nets.synthesize(params, mix_styles(sa, sb, layer), key, za))
+    return nets.from_net(nets.synthesize(params, mix_styles(sa, sb, layer), key))
 
 
 def figures(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
@@ -553,7 +733,7 @@ def figures(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
     psis = jnp.linspace(0.0, 1.0, cols)
     params, w_avg = state.eval_params()["g"], state.model_state["g_batch_stats"]["w_avg"]
     styles = broadcast_styles(nets.map(params, za), nets.layers)
-    trunc = jax.vmap(lambda p: nets.synthesize(params, truncate(styles, w_avg, p), kn, za))(psis)
+    trunc = jax.vmap(lambda p: nets.synthesize(params, truncate(styles, w_avg, p), kn))(psis)
     return {
         "style_mixing": jnp.concatenate([top, body], 0),
         "truncation": jnp.swapaxes(nets.from_net(trunc), 0, 1),

@@ -1,11 +1,20 @@
 """VQ-VAE (van den Oord et al., 2017): encoder -> nearest of K codebook vectors -> decoder.
 
-Encoder: `downsample` 4x4 stride-2 convolutions (ReLU), a 3x3 convolution, `res_blocks` residual
-blocks (ReLU, 3x3 conv of `res_hidden`, ReLU, 1x1 conv), ReLU, a 1x1 convolution to `code_dim`:
-z_e on a grid of (H / 2^downsample) x (W / 2^downsample). Quantiser: z_q = e_k with k the nearest
-codebook vector in Euclidean distance; the decoder sees z_e + sg(z_q - z_e) (straight-through: the
-decoder's gradient at z_q is passed to the encoder unchanged). Decoder: the mirror, with 4x4
-stride-2 transposed convolutions in the fast sub-pixel form (`gm_jax.nn.conv`).
+Networks (`layout`):
+- "paper" (van den Oord et al., section 4.1): `downsample` 4x4 stride-2 convolutions of `hidden`
+  units (ReLU after each), then `res_blocks` residual blocks (ReLU, 3x3 conv of `res_hidden`, ReLU,
+  1x1 conv), "all having 256 hidden units"; the decoder: the residual blocks, ReLU, and `downsample`
+  4x4 stride-2 transposed convolutions (ReLU between). The paper names no layer between the last
+  residual block and the codes: with `code_dim` = `hidden` there is none; otherwise a 1x1
+  convolution to `code_dim` (and from it in the decoder) is added. The activations the text leaves
+  open follow DeepMind's released example (sonnet `examples/vqvae_example.ipynb`).
+- "sonnet" (that example, and dm-haiku's): the first strided convolution has `hidden` / 2 units, a
+  3x3 convolution follows the strided ones, the residual stack ends with a ReLU and a 1x1
+  convolution maps to `code_dim`; the decoder starts with a 3x3 convolution from the codes.
+z_e lies on a grid of (H / 2^downsample) x (W / 2^downsample). Quantiser: z_q = e_k with k the
+nearest codebook vector in Euclidean distance; the decoder sees z_e + sg(z_q - z_e) (straight-
+through: the decoder's gradient at z_q is passed to the encoder unchanged). The decoder's 4x4
+stride-2 transposed convolutions are computed in the fast sub-pixel form (`gm_jax.nn.conv`).
 
 Loss per example (sums over the latent grid and code dimensions, like the reconstruction's sum over
 pixels): -log p(x | z_q) + ||sg[z_e] - e||^2 + commitment ||z_e - sg[e]||^2, commitment = 0.25.
@@ -74,6 +83,7 @@ class VQConfig:
     restart_threshold: float = 1.0
     decoder: str = "bernoulli"  # "bernoulli" | "gaussian"
     decoder_std: float = 0.1
+    layout: str = "sonnet"  # "paper" (section 4.1) | "sonnet" (DeepMind's example; see the module docstring)
     conv_method: str = "matmul"
     dtype: str = "float32"  # compute dtype of encoder/decoder: "float32" | "bfloat16" (the quantiser stays float32)
 
@@ -97,6 +107,8 @@ class VQConfig:
             raise UserError(f"model.res_blocks must be a non-negative integer, got {out.res_blocks!r}")
         if not 0 < out.ema_decay < 1 or not out.ema_eps > 0 or not out.commitment >= 0:
             raise UserError("model.ema_decay must be in (0, 1), model.ema_eps > 0 and model.commitment >= 0")
+        if out.layout not in ("paper", "sonnet"):
+            raise UserError(f"model.layout must be paper or sonnet, got {out.layout!r}")
         if out.decoder not in ("bernoulli", "gaussian"):
             raise UserError(f"model.decoder must be bernoulli or gaussian, got {out.decoder!r}")
         if out.restart_every and not out.ema:
@@ -120,12 +132,16 @@ class Encoder(nn.Module):
     @nn.compact
     def __call__(self, x):  # [B, H, W, C] -> [B, h, w, D]
         c = self.cfg
+        paper = c.layout == "paper"
         for i in range(c.downsample):
-            width = c.hidden if i == c.downsample - 1 else max(1, c.hidden // 2)
+            width = c.hidden if (paper or i == c.downsample - 1) else max(1, c.hidden // 2)
             x = nn.relu(nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME", name=f"down_{i}")(x))
-        x = nn.Conv(c.hidden, (3, 3), name="conv_in")(x)
+        if not paper:
+            x = nn.Conv(c.hidden, (3, 3), name="conv_in")(x)
         for i in range(c.res_blocks):
             x = ResBlock(c.hidden, c.res_hidden, name=f"res_{i}")(x)
+        if paper:
+            return x if c.code_dim == c.hidden else nn.Conv(c.code_dim, (1, 1), name="to_code")(x)
         return nn.Conv(c.code_dim, (1, 1), name="to_code")(nn.relu(x))
 
 
@@ -136,15 +152,18 @@ class Decoder(nn.Module):
     @nn.compact
     def __call__(self, z):  # [B, h, w, D] -> [B, H, W, C] logits
         c = self.cfg
-        x = nn.Conv(c.hidden, (3, 3), name="conv_in")(z)
+        paper = c.layout == "paper"
+        if not paper:
+            x = nn.Conv(c.hidden, (3, 3), name="conv_in")(z)
+        else:
+            x = z if c.code_dim == c.hidden else nn.Conv(c.hidden, (1, 1), name="from_code")(z)
         for i in range(c.res_blocks):
             x = ResBlock(c.hidden, c.res_hidden, name=f"res_{i}")(x)
         x = nn.relu(x)
         for i in range(c.downsample):
             last = i == c.downsample - 1
-            x = ConvTranspose2x(self.channels if last else max(1, c.hidden // 2), method=c.conv_method, name=f"up_{i}")(
-                x
-            )
+            width = self.channels if last else (c.hidden if paper else max(1, c.hidden // 2))
+            x = ConvTranspose2x(width, method=c.conv_method, name=f"up_{i}")(x)
             if not last:
                 x = nn.relu(x)
         return x

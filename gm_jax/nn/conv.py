@@ -1,65 +1,153 @@
 """Layers whose function is the usual one, computed in a form XLA runs fast on every backend.
 
-`ConvTranspose2x` is `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")` (the DCGAN
-generator's fractionally-strided convolution, PyTorch's ConvTranspose2d(k=4, s=2, p=1)) with the same
-parameters. On XLA:CPU the backward pass of the strided transposed convolution is an order of
-magnitude slower than a regular convolution's, so by default the layer is computed in sub-pixel form:
-with the input padded by one pixel, output pixel (2i + a, 2j + b) depends on input pixels
-{i - 1 + a, i + a} x {j - 1 + b, j + b} through kernel taps {a, a + 2} x {b, b + 2}. One 2x2
-convolution with 4x the output channels (kernel w[2t + a, 2s + b] for tap (t, s) and phase (a, b))
-computes all four phases; each phase is a shifted window of its result, and interleaving the phases
-(depth to space) gives the output. Same multiply-adds as the transposed convolution, no zeros
-inserted. `method="matmul"` computes the 2x2 convolution as one matrix product (im2col);
-`method="xla"` computes the layer with `lax.conv_transpose`, for comparison.
+`conv_transpose_2x(x, kernel, padding)` is `lax.conv_transpose(x, kernel, (2, 2), padding)` (Flax's
+`nn.ConvTranspose(features, (k, k), strides=(2, 2), padding=...)` with the same parameters): "SAME"
+doubles the size (the DCGAN generator's fractionally-strided convolution: PyTorch's
+ConvTranspose2d(k=4, s=2, p=1), or the 5x5 form of the DCGAN and WGAN-GP authors' code), "VALID"
+gives 2H + k - 2 (StyleGAN2's `upsample_conv_2d` before its FIR filter). On XLA:CPU the backward
+pass of the strided transposed convolution is an order of magnitude slower than a regular
+convolution's, so by default the layer is computed in sub-pixel form: output pixel 2m + a of phase
+a in {0, 1} depends on the input pixels m + d for a run of consecutive offsets d, through the kernel
+taps t with t = 2 d - a + pad (`phase_plan`). One L x L convolution with 4x the output channels
+(the four phases (a, b), each phase's taps placed in a common window, zeros where a phase has fewer
+taps) computes all four phases on a grid slightly larger than the input; each phase is a shifted
+window of its result, and interleaving the phases (depth to space) gives the output. No zeros are
+inserted between the input pixels. `matmul=True` computes the L x L convolution as one matrix
+product over the shifted windows (im2col); `method="xla"` in `ConvTranspose2x` calls
+`lax.conv_transpose`, for comparison. Kernel sizes 3, 4 and 5 (`SUBPIXEL_KERNELS`) are supported.
 
-Measured on XLA:CPU (2 cores, `benchmarks/dcgan_step.py` and the WGAN step at 16x16, batch 64):
-"matmul" is the fastest form, and the only one that stays fast inside `lax.cond`, where the
-generator update of a critic schedule runs: one WGAN step with a generator update took 630 ms with
-"subpixel" or "xla" inside the cond and 89 ms with "matmul" (41 ms without the update).
+Multiply-adds per output pixel and input channel against the transposed convolution's own
+(k^2 / 4): 4x4 "SAME" 1.27-1.56x (a 2 x 2 window on an (H + 1)^2 grid), 5x5 "SAME" 1.44x (3 x 3 on
+H^2), 3x3 "VALID" 1.78x (2 x 2 on (H + 1)^2).
+
+Measured on XLA:CPU (2 cores, `benchmarks/dcgan_step.py` and the WGAN step at 16x16, batch 64, 4x4
+kernels): "matmul" is the fastest form, and the only one that stays fast inside `lax.cond`, where
+the generator update of a critic schedule runs: one WGAN step with a generator update took 630 ms
+with "subpixel" or "xla" inside the cond and 89 ms with "matmul" (41 ms without the update).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+SUBPIXEL_KERNELS = (3, 4, 5)
 
 
-def subpixel_kernel(kernel: jax.Array) -> jax.Array:
-    """kernel [4, 4, Cin, Cout] -> the 2x2 kernel [2, 2, Cin, 4 Cout] of the four output phases:
-    column (a, b, o) holds taps {a, a + 2} x {b, b + 2} of output channel o (phase-major)."""
-    ci, co = kernel.shape[2], kernel.shape[3]
-    return kernel.reshape(2, 2, 2, 2, ci, co).transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, ci, 4 * co)
+class PhasePlan(NamedTuple):
+    """How one axis of a stride-2 transposed convolution splits into two phases.
+
+    Attributes:
+      taps: per phase a, the kernel taps at window positions 0..window-1 (-1: none).
+      shift: per phase a, where its outputs start on the common grid.
+      count: per phase a, its number of outputs.
+      lo: the input offset of window position 0 at grid position 0.
+      window: the common window length L.
+      grid: the grid length the L-window convolution is computed on.
+      pad: (left, right) zero padding of the input for that grid.
+      out: the output length.
+    """
+
+    taps: tuple
+    shift: tuple
+    count: tuple
+    lo: int
+    window: int
+    grid: int
+    pad: tuple
+    out: int
 
 
-def conv_transpose_2x(
-    x: jax.Array, kernel: jax.Array, matmul: bool = False, phase_scale: jax.Array | None = None
-) -> jax.Array:
-    """x [N, H, W, Cin], kernel [4, 4, Cin, Cout] (HWIO, as nn.ConvTranspose keeps it) -> [N, 2H, 2W, Cout].
+@functools.cache
+def phase_plan(k: int, n: int, padding: str) -> PhasePlan:
+    """The sub-pixel plan of `lax.conv_transpose` with kernel size k, stride 2, input length n.
 
-    `matmul=True` computes the 2x2 convolution as one matrix product over the four shifted windows
-    (im2col), faster on XLA:CPU for wide inputs. `phase_scale` [N, 4 Cout] (the column order of
-    `subpixel_kernel`) multiplies each example's output per phase and channel, e.g. StyleGAN2's
-    demodulation, which is exact per phase because each phase has its own four taps.
+    `lax.conv_transpose` pads the 2x-dilated input by (pad_a, pad_b) and correlates it with the
+    kernel: out[o] = sum_t xd[o + t - pad_a] K[t], xd[2i] = x[i]. Output o = 2m + a therefore reads
+    x[m + d] through tap t = 2d - a + pad_a for the t of matching parity.
+    """
+    if padding == "SAME":
+        pad_len = k  # k + s - 2 with s = 2
+        pad_a = k - 1 if 2 > k - 1 else -(-pad_len // 2)
+    elif padding == "VALID":
+        pad_len = k + max(k - 2, 0)
+        pad_a = k - 1
+    else:
+        raise ValueError(f"padding must be SAME or VALID, got {padding!r}")
+    out = 2 * n - 1 + pad_len - k + 1
+    taps, first, counts = [], [], []
+    for a in (0, 1):
+        ts = [t for t in range(k) if (a + t - pad_a) % 2 == 0]
+        taps.append(ts)
+        first.append((a + ts[0] - pad_a) // 2)
+        counts.append(-(-(out - a) // 2))
+    lo = min(first)
+    window = max(len(ts) for ts in taps)
+    shift = tuple(f - lo for f in first)  # phase a's output m is grid position m + shift[a]
+    grid = max(c + s for c, s in zip(counts, shift, strict=True))
+    table = tuple(tuple(ts) + (-1,) * (window - len(ts)) for ts in taps)
+    # grid position q reads input pixels q + lo .. q + lo + window - 1
+    pad_l = max(0, -lo)
+    pad_r = max(0, (grid - 1) + lo + window - 1 - (n - 1))
+    return PhasePlan(table, shift, tuple(counts), lo, window, grid, (pad_l, pad_r), out)
+
+
+def subpixel_kernel(kernel: jax.Array, padding: str = "SAME") -> jax.Array:
+    """kernel [k, k, Cin, Cout] -> the L x L kernel [L, L, Cin, 4 Cout] of the four output phases:
+    column (a, b, o) holds phase (a, b)'s taps of output channel o (phase-major), zeros elsewhere."""
+    k, ci, co = kernel.shape[0], kernel.shape[2], kernel.shape[3]
+    plan = phase_plan(k, 8, padding)  # the taps do not depend on the length
+    idx = np.asarray(plan.taps)  # [2, L]
+    valid = idx >= 0
+    safe = np.where(valid, idx, 0)
+    # k2[j, l, ci, a, b, co] = kernel[taps[a][j], taps[b][l], ci, co]
+    g = kernel[safe[:, :, None, None], safe[None, None, :, :]]  # [2(a), L(j), 2(b), L(l), ci, co]
+    mask = (valid[:, :, None, None] & valid[None, None, :, :]).astype(kernel.dtype)
+    g = g * mask[..., None, None]
+    return g.transpose(1, 3, 4, 0, 2, 5).reshape(plan.window, plan.window, ci, 4 * co)
+
+
+def conv_transpose_2x(x: jax.Array, kernel: jax.Array, padding: str = "SAME", matmul: bool = False) -> jax.Array:
+    """x [N, H, W, Cin], kernel [k, k, Cin, Cout] (HWIO, as nn.ConvTranspose keeps it) ->
+    `lax.conv_transpose(x, kernel, (2, 2), padding)`: [N, 2H, 2W, Cout] for "SAME", [N, 2H + k - 2,
+    2W + k - 2, Cout] for "VALID".
+
+    `matmul=True` computes the window convolution as one matrix product over the shifted windows
+    (im2col), faster on XLA:CPU for wide inputs.
     """
     n, h, w, ci = x.shape
-    co = kernel.shape[3]
-    k2 = subpixel_kernel(kernel)
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    k, co = kernel.shape[0], kernel.shape[3]
+    if k not in SUBPIXEL_KERNELS or kernel.shape[1] != k:
+        raise ValueError(f"the sub-pixel transposed convolution takes square kernels of {SUBPIXEL_KERNELS}, got {k}")
+    ph, pw = phase_plan(k, h, padding), phase_plan(k, w, padding)
+    L = ph.window
+    k2 = subpixel_kernel(kernel, padding)
+    xp = jnp.pad(x, ((0, 0), ph.pad, pw.pad, (0, 0)))
+    # the padded input index of window position 0 at grid position 0 is lo + pad_l
+    oh, ow = ph.lo + ph.pad[0], pw.lo + pw.pad[0]
+    xp = xp[:, oh : oh + ph.grid + L - 1, ow : ow + pw.grid + L - 1]
     if matmul:
-        patches = jnp.concatenate([xp[:, t : t + h + 1, s : s + w + 1] for t in range(2) for s in range(2)], -1)
-        y = patches.reshape(-1, 4 * ci) @ k2.reshape(4 * ci, 4 * co)
+        patches = jnp.concatenate([xp[:, t : t + ph.grid, s : s + pw.grid] for t in range(L) for s in range(L)], -1)
+        y = patches.reshape(-1, L * L * ci) @ k2.reshape(L * L * ci, 4 * co)
     else:
         y = jax.lax.conv_general_dilated(xp, k2, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y = y.reshape(n, h + 1, w + 1, 4 * co)
-    if phase_scale is not None:
-        y = y * phase_scale[:, None, None, :]
-    y = y.reshape(n, h + 1, w + 1, 2, 2, co)  # [N, H+1, W+1, a, b, Cout]
-    phases = [[y[:, a : a + h, b : b + w, a, b] for b in range(2)] for a in range(2)]
-    out = jnp.stack([jnp.stack(row, 3) for row in phases], 2)  # [N, H, a, W, b, Cout]
-    return out.reshape(n, 2 * h, 2 * w, co)
+    y = y.reshape(n, ph.grid, pw.grid, 2, 2, co)  # [N, grid, grid, a, b, Cout]
+    mh, mw = max(ph.count), max(pw.count)
+    rows = []
+    for a in (0, 1):
+        cols = []
+        for b in (0, 1):
+            p = y[:, ph.shift[a] : ph.shift[a] + ph.count[a], pw.shift[b] : pw.shift[b] + pw.count[b], a, b]
+            p = jnp.pad(p, ((0, 0), (0, mh - ph.count[a]), (0, mw - pw.count[b]), (0, 0)))
+            cols.append(p)
+        rows.append(jnp.stack(cols, 3))  # [N, mh, mw, b, Cout]
+    out = jnp.stack(rows, 2)  # [N, mh, a, mw, b, Cout]
+    return out.reshape(n, 2 * mh, 2 * mw, co)[:, : ph.out, : pw.out]
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: Any = "SAME", matmul: bool = False) -> jax.Array:
@@ -102,18 +190,20 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: Any = "SAM
 
 
 class ConvTranspose2x(nn.Module):
-    """A 4x4, stride-2, "SAME" transposed convolution (output twice the input's size), parameters
-    named and shaped as `nn.ConvTranspose`'s ("kernel" [4, 4, Cin, Cout], "bias" [Cout])."""
+    """A k x k, stride-2, "SAME" transposed convolution (output twice the input's size), parameters
+    named and shaped as `nn.ConvTranspose`'s ("kernel" [k, k, Cin, Cout], "bias" [Cout])."""
 
     features: int
+    kernel_size: int = 4
     use_bias: bool = True
     kernel_init: Any = nn.initializers.lecun_normal()
     bias_init: Any = nn.initializers.zeros
-    method: str = "subpixel"  # "subpixel" (2x2 convolution), "matmul" (the same as one matrix product), "xla"
+    method: str = "subpixel"  # "subpixel" (window convolution), "matmul" (the same as one matrix product), "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
+        k = self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
         if self.method == "xla":
             y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         elif self.method in ("subpixel", "matmul"):

@@ -248,23 +248,3 @@ def test_bad_ddpm_configs_are_refused_before_anything_is_written(override, match
     with pytest.raises(UserError, match=match):
         loop.train("ddpm", cfg, str(tmp_path / "w"))
     assert not os.path.exists(tmp_path / "w")
-
-
-def test_the_paper_scale_config_is_the_papers_35_7m_parameter_unet():
-    from experiments.configs import ddpm_cifar10
-
-    cfg = ddpm_cifar10.get_config()
-    cfg.data.update(shape=(32, 32, 3), levels=256, kind="image")
-    mc = ddpm.DDPMConfig.from_cfg(cfg)
-    assert (mc.timesteps, mc.beta_start, mc.beta_end, mc.dropout, mc.random_flip) == (1000, 1e-4, 0.02, 0.1, True)
-    assert (cfg.optim.lr, cfg.optim.ema_decay, cfg.train.batch_size, cfg.train.num_steps) == (
-        2e-4,
-        0.9999,
-        128,
-        800_000,
-    )
-    shapes = jax.eval_shape(
-        lambda: ddpm._unet(mc).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), jnp.zeros((1,), jnp.int32))
-    )
-    n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(shapes))
-    assert abs(n - 35.7e6) < 0.1e6, n

@@ -217,29 +217,3 @@ def test_bad_flow_configs_are_refused_before_anything_is_written(model, override
     with pytest.raises(UserError, match=match):
         loop.train(model, cfg, str(tmp_path / "w"))
     assert not os.path.exists(tmp_path / "w")
-
-
-def test_paper_scale_flow_configs_keep_the_papers_settings():
-    from experiments.configs import nice_mnist, realnvp_cifar10
-
-    n = nice_mnist.get_config()
-    assert (n.model.kind, n.model.num_couplings, n.model.hidden, n.model.prior, n.model.logit_alpha) == (
-        "nice",
-        4,
-        (1000,) * 5,
-        "logistic",
-        0.0,
-    )
-    assert (n.optim.lr, n.optim.b1, n.optim.b2, n.optim.eps, n.data.name) == (1e-3, 0.9, 0.99, 1e-4, "tfds:mnist")
-    r = realnvp_cifar10.get_config()
-    assert (r.model.num_scales, r.model.channels, r.model.num_blocks, r.model.logit_alpha, r.model.random_flip) == (
-        3,
-        64,
-        8,
-        0.05,
-        True,
-    )
-    assert (r.optim.lr, r.train.batch_size, r.data.name) == (1e-3, 64, "tfds:cifar10")
-    for cfg, shape, levels in ((n, (28, 28, 1), 256), (r, (32, 32, 3), 256)):
-        cfg.data.update(shape=shape, levels=levels, kind="image")
-        flows.FlowConfig.from_cfg(cfg)  # valid against the dataset's shape

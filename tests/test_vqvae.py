@@ -163,13 +163,3 @@ def test_prior_stage_needs_a_vqvae_first_stage_with_the_same_model(tmp_path):
     with pytest.raises(UserError, match=r"model section must be the first stage's; differs in \['num_codes'\]"):
         train("vqvae", cfg, str(tmp_path / "p2"))
     assert not (tmp_path / "p1").exists() and not (tmp_path / "p2").exists()
-
-
-def test_paper_scale_config_keeps_the_papers_settings():
-    from experiments.configs import vqvae_cifar10
-
-    c = vqvae_cifar10.get_config()
-    m = c.model
-    assert (m.num_codes, m.hidden, m.res_blocks, m.downsample, m.commitment) == (512, 256, 2, 2, 0.25)
-    assert (c.optim.name, c.optim.lr, c.train.batch_size, c.train.num_steps) == ("adam", 2e-4, 128, 250_000)
-    assert c.data.name == "tfds:cifar10"

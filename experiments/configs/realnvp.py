@@ -41,6 +41,8 @@ def get_config(arg: str | None = None):
             logit_alpha=0.05,
             point_couplings=8,
             point_hidden=(128, 128),
+            architecture="simple",
+            l2_scales=0.0,
         )
     )
     cfg.optim.update(name="adamw", weight_decay=5e-5)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -49,7 +50,18 @@ def _rmsprop(lr, o):
 
 
 def _sgd(lr, o):
-    return optax.sgd(lr, momentum=o.get("momentum", None) or None)
+    final = o.get("momentum_final", 0.0)
+    if not final:
+        return optax.sgd(lr, momentum=o.get("momentum", None) or None)
+    # momentum rising linearly from `momentum` at step momentum_start to momentum_final at step
+    # momentum_end (pylearn2's MomentumAdjustor, counted in steps)
+    m0, s0, s1 = float(o.get("momentum", 0.0) or 0.0), o.get("momentum_start", 0), o.get("momentum_end", 1)
+
+    def momentum(count):
+        frac = jnp.clip((count - s0) / max(s1 - s0, 1), 0.0, 1.0)
+        return m0 + (final - m0) * frac
+
+    return optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=momentum)
 
 
 def _adagrad(lr, o):
@@ -89,7 +101,9 @@ def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransforma
       optim: fields `name` (see OPTIMIZERS), `lr`, optional `b1`, `b2`, `eps`, `weight_decay`
         (AdamW's decoupled decay), `decay`, `momentum`, `initial_scale`, `eps_in_sqrt` (RMSProp), `l2` (coupled L2:
         l2 * p added to the gradient before the optimizer, as Theano's and PyTorch's weight decay on
-        Adam), `grad_clip` (global norm; 0 = off), `warmup_steps`.
+        Adam), `grad_clip` (global norm; 0 = off), `warmup_steps`, `lr_decay` and `min_lr` (lr divided
+        by lr_decay every step, floored at min_lr), and for SGD `momentum_final`, `momentum_start`,
+        `momentum_end` (momentum rising linearly between those steps).
     Returns:
       The optax transformation.
     """
@@ -98,6 +112,10 @@ def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransforma
     warmup = optim.get("warmup_steps", 0)
     if warmup:
         lr = optax.linear_schedule(0.0, optim.lr, warmup)
+    decay = optim.get("lr_decay", 0.0)
+    if decay:  # lr / lr_decay^t, never below min_lr (pylearn2's ExponentialDecay)
+        base, floor = optim.lr, optim.get("min_lr", 0.0)
+        lr = lambda count: jnp.maximum(base * decay ** (-count.astype(jnp.float32)), floor)  # noqa: E731
     tx = OPTIMIZERS[optim.name](lr, optim)
     l2 = optim.get("l2", 0.0)
     if l2:

@@ -156,7 +156,8 @@ def compare(extractor: FeatureExtractor, images: np.ndarray, reference: tuple, k
       kid_subset: KID subset size.
     Returns:
       {"<name>_fid", "<name>_kid", "<name>_kid_std", "<name>_precision", "<name>_recall",
-       "<name>_score", "<name>_score_std"} (the score only when the extractor gives logits).
+       "<name>_score", "<name>_score_std", "<name>_classes"} (the last three only when the extractor
+      gives logits; `classes_covered`).
     """
     feats, logits = extractor.fn(images)
     ref_feats, (mu, sigma) = reference
@@ -166,7 +167,17 @@ def compare(extractor: FeatureExtractor, images: np.ndarray, reference: tuple, k
     out[f"{n}_precision"], out[f"{n}_recall"] = precision_recall(ref_feats, feats)
     if logits is not None:
         out[f"{n}_score"], out[f"{n}_score_std"] = classifier_score(logits)
+        out[f"{n}_classes"] = classes_covered(logits)
     return out
+
+
+def classes_covered(logits: np.ndarray, min_fraction: float = 0.01) -> float:
+    """How many classes the classifier assigns to at least `min_fraction` of the samples (argmax),
+    a count of the modes a sampler reaches: 1 for a sampler collapsed onto one digit, 10 for one
+    that draws every digit."""
+    pred = np.argmax(np.asarray(logits), axis=1)
+    counts = np.bincount(pred, minlength=np.asarray(logits).shape[1])
+    return float(np.sum(counts >= max(1.0, min_fraction * len(pred))))
 
 
 # ----------------------------------------------------------------------------- digits classifier

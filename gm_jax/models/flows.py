@@ -66,6 +66,12 @@ class FlowConfig:
       point_couplings: couplings on 2-D point data.
       point_hidden: the point couplings' MLP widths.
       random_flip: mirror training images left-right at random (RealNVP's CIFAR-10 augmentation).
+      architecture: "simple" (the coupling nets and masks described above) or "authors" (the RealNVP
+        authors' released network: weight-normalised residual coupling nets with batch norm and
+        skip connections, batch norm on the flow's activations, their squeeze orders; `channels`
+        is its base_dim, doubled at every scale; `AuthorsRealNVP`).
+      l2_scales: L2 penalty on the weight norm magnitudes and the checkerboard couplings' rescaling
+        scales (the authors' l2_coeff, 5e-5); 0 = none.
     """
 
     kind: str = "realnvp"
@@ -80,6 +86,8 @@ class FlowConfig:
     point_couplings: int = 8
     point_hidden: tuple = (128, 128)
     random_flip: bool = False
+    architecture: str = "simple"
+    l2_scales: float = 0.0
     dtype: str = "float32"  # float32 only: an exact log-likelihood sums log-determinants bfloat16 cannot hold
 
     @classmethod
@@ -103,6 +111,14 @@ class FlowConfig:
             raise UserError(f"model.prior must be logistic or gaussian, got {out.prior!r}")
         if out.norm not in ("none", "actnorm"):
             raise UserError(f"model.norm must be none or actnorm, got {out.norm!r}")
+        if out.architecture not in ("simple", "authors"):
+            raise UserError(f"model.architecture must be simple or authors, got {out.architecture!r}")
+        if out.architecture == "authors" and (out.kind != "realnvp" or out.norm != "none"):
+            raise UserError(
+                "model.architecture=authors is RealNVP's own network (kind=realnvp) with its batch norm (norm=none)"
+            )
+        if not (isinstance(out.l2_scales, (int, float)) and out.l2_scales >= 0 and math.isfinite(out.l2_scales)):
+            raise UserError(f"model.l2_scales must be a non-negative number, got {out.l2_scales!r}")
         for key in ("num_couplings", "num_scales", "channels", "num_blocks", "point_couplings"):
             if not _positive_int(getattr(out, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(out, key)!r}")
@@ -395,6 +411,284 @@ class ImageRealNVP(nn.Module):
         return x, logdet
 
 
+# ------------------------------------------------------------------- the authors' RealNVP network
+#
+# `architecture="authors"`: the network of the RealNVP authors' released code (tensorflow/models,
+# research/real_nvp/real_nvp_multiscale_dataset.py and real_nvp_utils.py, default hyperparameters
+# use_batch_norm=1, skip=1, weight_norm, recursion_type 2). Every convolution is weight-normalised
+# (direction w / |w| per output channel, times a learned magnitude where the code has one); the
+# coupling nets are residual nets with a skip 1x1 convolution collecting every block's output; batch
+# normalisation (offsets only) inside them and on the flow's own activations (the coupling's
+# changed half, whose log-determinant it adds); training normalises by the batch's moments and
+# keeps running averages (decay 0.1) that evaluation and sampling use.
+
+
+def _uniform(std: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -std, std)
+
+    return init
+
+
+class WNConv(nn.Module):
+    """`conv_layer(weight_norm=True)`: U[-std, std] weights, each output channel's normalised to unit
+    norm and scaled by `magnitude` (init std sqrt(fan_in / 12), the init's expected norm) if `scale`."""
+
+    features: int
+    kernel: int
+    std: float
+    scale: bool = False
+    bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        k, ci = self.kernel, x.shape[-1]
+        w = self.param("weights", _uniform(self.std), (k, k, ci, self.features))
+        w = w / jnp.sqrt(jnp.sum(w**2, axis=(0, 1, 2)))
+        if self.scale:
+            mag0 = self.std * math.sqrt(ci * k * k / 12.0)
+            w = w * self.param("magnitude", nn.initializers.constant(mag0), (self.features,))
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.bias:
+            y = y + self.param("biases", nn.initializers.zeros, (self.features,))
+        return y
+
+
+class Moments(nn.Module):
+    """Per-channel (mean, variance + eps) over batch and positions in training, their running averages
+    (`batch_stats`: mean 0, var 1 at init; decay 0.1) otherwise (`batch_norm_log_diff`)."""
+
+    train: bool
+    eps: float = 1e-4
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        mean_v = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+        var_v = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        if not self.train:
+            return mean_v.value, var_v.value + self.eps
+        mean = jnp.mean(x, axis=(0, 1, 2))
+        var = jnp.mean((x - mean) ** 2, axis=(0, 1, 2))
+        if not self.is_initializing():
+            mean_v.value = mean_v.value - 0.1 * (mean_v.value - jax.lax.stop_gradient(mean))
+            var_v.value = var_v.value - 0.1 * (var_v.value - jax.lax.stop_gradient(var))
+        return mean, var + self.eps
+
+
+class OffsetBN(nn.Module):
+    """`batch_norm(scale=False)`: (x - mean) / sqrt(var + eps) + beta."""
+
+    train: bool
+
+    @nn.compact
+    def __call__(self, x):
+        mean, var = Moments(self.train)(x)
+        return (x - mean) * jax.lax.rsqrt(var) + self.param("beta", nn.initializers.zeros, (x.shape[-1],))
+
+
+class AuthorsResNet(nn.Module):
+    """The code's `resnet` (skip=True, batch norm, no bottleneck) from `dim_in` to `dim_out` channels."""
+
+    dim: int
+    dim_out: int
+    blocks: int
+    train: bool
+
+    @nn.compact
+    def __call__(self, x):
+        d = self.dim
+        sd = math.sqrt(2.0 / d)
+        res = WNConv(d, 3, math.sqrt(2.0 / x.shape[-1]), scale=False, bias=True, name="h_in")(x)
+        out = WNConv(d, 1, sd, scale=True, bias=True, name="skip_in")(res)
+        for b in range(self.blocks):
+            r = nn.relu(OffsetBN(self.train, name=f"block_{b}_bn_in")(res))
+            r = WNConv(d, 3, sd, scale=False, bias=False, name=f"block_{b}_h_0")(r)
+            r = nn.relu(OffsetBN(self.train, name=f"block_{b}_bn_0")(r))
+            res = res + WNConv(d, 3, sd, scale=True, bias=True, name=f"block_{b}_out")(r)
+            out = out + WNConv(d, 1, sd, scale=True, bias=True, name=f"skip_{b}")(res)
+        res = nn.relu(OffsetBN(self.train, name="bn_pre_out")(out))
+        return WNConv(self.dim_out, 1, sd, scale=True, bias=True, name="out")(res)
+
+
+class AuthorsMaskedCoupling(nn.Module):
+    """`masked_conv_aff_coupling`: the pixels where mask = (mask_in + i + j) mod 2 is 1 are kept; the
+    others are shifted and scaled, y = (x + t) exp(s), s = rescaling_scale tanh(.), then batch-
+    normalised (their log-determinant counted)."""
+
+    mask_in: int
+    dim: int
+    blocks: int
+    train: bool
+
+    def _mask(self, h, w):
+        return jnp.asarray(
+            ((self.mask_in + np.add.outer(np.arange(h), np.arange(w))) % 2)[None, :, :, None], jnp.float32
+        )
+
+    def _shift_scale(self, x, mask):
+        c = x.shape[-1]
+        r = OffsetBN(self.train, name="bn_in")(x * mask) * 2.0
+        r = nn.relu(jnp.concatenate([r, -r, jnp.broadcast_to(mask, r.shape[:3] + (1,))], -1))
+        r = AuthorsResNet(self.dim, 2 * c, self.blocks, self.train, name="resnet")(r)
+        shift, log_rescaling = r[..., :c], r[..., c:]
+        scale = self.param("rescaling_scale", nn.initializers.zeros, ())
+        return shift * (1.0 - mask), scale * jnp.tanh(log_rescaling) * (1.0 - mask)
+
+    @nn.compact
+    def __call__(self, x, reverse=False):
+        mask = self._mask(x.shape[1], x.shape[2])
+        shift, s = self._shift_scale(x, mask)
+        out = Moments(self.train and not reverse, name="bn_out")
+        if reverse:
+            mean, var = out(x * (1.0 - mask))
+            x = x * jnp.exp(0.5 * jnp.log(var) * (1.0 - mask)) + mean * (1.0 - mask)
+            x = x * jnp.exp(-s) - shift
+            ld = s - 0.5 * jnp.log(var) * (1.0 - mask)
+            return x, jnp.sum(ld, axis=(1, 2, 3))
+        y = (x + shift) * jnp.exp(s)
+        mean, var = out(y * (1.0 - mask))
+        y = (y - mean * (1.0 - mask)) * jnp.exp(-0.5 * jnp.log(var) * (1.0 - mask))
+        ld = s - 0.5 * jnp.log(var) * (1.0 - mask)
+        return y, jnp.sum(ld, axis=(1, 2, 3))
+
+
+class AuthorsChannelCoupling(nn.Module):
+    """`conv_ch_aff_coupling`: one half of the channels (the first when `change_bottom`) conditions the
+    other's shift and scale (s = scale tanh(.), scale initialised to 1), then batch norm."""
+
+    change_bottom: bool
+    dim: int
+    blocks: int
+    train: bool
+
+    @nn.compact
+    def __call__(self, x, reverse=False):
+        half = x.shape[-1] // 2
+        a, b = x[..., :half], x[..., half:]
+        cond, canvas = (a, b) if self.change_bottom else (b, a)
+        r = OffsetBN(self.train, name="bn_in")(cond)
+        r = nn.relu(jnp.concatenate([r, -r], -1))
+        r = AuthorsResNet(self.dim, 2 * half, self.blocks, self.train, name="resnet")(r)
+        shift, s = r[..., :half], self.param("scale", nn.initializers.ones, ()) * jnp.tanh(r[..., half:])
+        out = Moments(self.train and not reverse, name="bn_out")
+        if reverse:
+            mean, var = out(canvas)
+            canvas = (canvas * jnp.exp(0.5 * jnp.log(var)) + mean) * jnp.exp(-s) - shift
+        else:
+            canvas = (canvas + shift) * jnp.exp(s)
+            mean, var = out(canvas)
+            canvas = (canvas - mean) * jnp.exp(-0.5 * jnp.log(var))
+        ld = jnp.sum(s - 0.5 * jnp.log(var), axis=(1, 2, 3))
+        y = jnp.concatenate([cond, canvas] if self.change_bottom else [canvas, cond], -1)
+        return y, ld
+
+
+def squeeze_channel_major(x: jax.Array) -> jax.Array:
+    """The code's `squeeze_2x2`: [B, H, W, C] -> [B, H/2, W/2, 4C], channel c * 4 + 2 i + j."""
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(b, h // 2, w // 2, 4 * c)
+
+
+def unsqueeze_channel_major(x: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    return x.reshape(b, h, w, c // 4, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(b, 2 * h, 2 * w, c // 4)
+
+
+_ORDERED = ((0, 0), (1, 1), (0, 1), (1, 0))  # squeeze_2x2_ordered's sub-pixel order
+
+
+def squeeze_ordered(x: jax.Array) -> jax.Array:
+    """The code's `squeeze_2x2_ordered`: channel p C + c for sub-pixel p in (0,0), (1,1), (0,1), (1,0),
+    so its first half (the next scale's input) is the diagonal sub-lattice."""
+    b, h, w, c = x.shape
+    x6 = x.reshape(b, h // 2, 2, w // 2, 2, c)
+    return jnp.concatenate([x6[:, :, i, :, j] for i, j in _ORDERED], -1)
+
+
+def unsqueeze_ordered(x: jax.Array) -> jax.Array:
+    b, h, w, c4 = x.shape
+    c = c4 // 4
+    out = jnp.zeros((b, h, 2, w, 2, c), x.dtype)
+    for p, (i, j) in enumerate(_ORDERED):
+        out = out.at[:, :, i, :, j].set(x[..., p * c : (p + 1) * c])
+    return out.reshape(b, 2 * h, 2 * w, c)
+
+
+class AuthorsRealNVP(nn.Module):
+    """The authors' multi-scale RealNVP on [B, H, W, C] -> latent [B, H W C]: at scale s (coupling
+    width base_dim 2^s), three checkerboard couplings (masks 1, 0, 1), then, at every scale but the
+    last, a squeeze, three channel couplings of width 2 base_dim 2^s, the unsqueeze, the ordered
+    squeeze and half the channels passed on; at the last scale a fourth checkerboard coupling."""
+
+    cfg: FlowConfig
+    image_shape: tuple = ()
+    train: bool = False
+
+    def setup(self):
+        c = self.cfg
+        scales = []
+        for s in range(c.num_scales):
+            dim, last = c.channels * 2**s, s == c.num_scales - 1
+            masked = [
+                AuthorsMaskedCoupling(m, dim, c.num_blocks, self.train, name=f"scale_{s}_coupling_{i}")
+                for i, m in enumerate((1, 0, 1) + ((0,) if last else ()))
+            ]
+            channel = (
+                []
+                if last
+                else [
+                    AuthorsChannelCoupling(cb, 2 * dim, c.num_blocks, self.train, name=f"scale_{s}_coupling_{i}")
+                    for i, cb in ((4, True), (5, False), (6, True))
+                ]
+            )
+            scales.append((masked, channel))
+        self.scales = scales
+
+    def __call__(self, x, reverse=False):
+        if reverse:
+            return self.inverse(x)
+        logdet = jnp.zeros(x.shape[:1], x.dtype)
+        outs = []
+        for masked, channel in self.scales:
+            x, ld = _run(masked, x, False)
+            logdet = logdet + ld
+            if channel:
+                x, ld = _run(channel, squeeze_channel_major(x), False)
+                logdet = logdet + ld
+                x = squeeze_ordered(unsqueeze_channel_major(x))
+                half = x.shape[-1] // 2
+                outs.append(x[..., half:].reshape(x.shape[0], -1))
+                x = x[..., :half]
+        outs.append(x.reshape(x.shape[0], -1))
+        return jnp.concatenate(outs, -1), logdet
+
+    def inverse(self, z):
+        b = z.shape[0]
+        h, w, c = self.image_shape
+        shapes = []
+        for _masked, channel in self.scales:
+            if channel:
+                h, w, c = h // 2, w // 2, 2 * c
+                shapes.append((h, w, c))
+        shapes.append((h, w, c))
+        sizes = [int(np.prod(sh)) for sh in shapes]
+        parts = jnp.split(z, np.cumsum(sizes)[:-1], axis=-1)
+        x = parts[-1].reshape((b,) + shapes[-1])
+        logdet = jnp.zeros((b,), z.dtype)
+        for k in range(len(self.scales) - 1, -1, -1):
+            masked, channel = self.scales[k]
+            if channel:
+                x = jnp.concatenate([x, parts[k].reshape((b,) + shapes[k])], -1)
+                x = squeeze_channel_major(unsqueeze_ordered(x))
+                x, ld = _run(channel, x, True)
+                logdet = logdet + ld
+                x = unsqueeze_channel_major(x)
+            x, ld = _run(masked, x, True)
+            logdet = logdet + ld
+        return x, logdet
+
+
 # ------------------------------------------------------------------------------ the model, priors
 
 
@@ -422,11 +716,14 @@ class Flow(nn.Module):
     cfg: FlowConfig
     shape: tuple
     is_image: bool
+    train: bool = False  # batch statistics (and their running averages updated) in the authors' network
 
     def setup(self):
         c = self.cfg
         if c.kind == "nice":
             self.net = NICE(c, point=not self.is_image)
+        elif self.is_image and c.architecture == "authors":
+            self.net = AuthorsRealNVP(c, image_shape=tuple(self.shape), train=self.train)
         elif self.is_image:
             self.net = ImageRealNVP(c, image_shape=tuple(self.shape))
         else:
@@ -468,9 +765,15 @@ class Flow(nn.Module):
         return prior_log_prob(z, self.cfg.prior) + logdet
 
 
-def _model(cfg: Any) -> Flow:
+def _model(cfg: Any, train: bool = False) -> Flow:
     fc = FlowConfig.from_cfg(cfg)
-    return Flow(fc, tuple(cfg.data.shape), cfg.data.get("kind", "image") == "image")
+    return Flow(fc, tuple(cfg.data.shape), cfg.data.get("kind", "image") == "image", train)
+
+
+def _variables(params, model_state) -> dict:
+    """The flow's variables: its parameters, and the batch-norm running averages of the authors'
+    network (the state's model_state) when it has them."""
+    return {"params": params} if model_state is None else {"params": params, "batch_stats": model_state}
 
 
 def _levels(cfg: Any) -> int:
@@ -497,12 +800,20 @@ def dims(cfg: Any) -> int:
 
 
 def init(key: jax.Array, cfg: Any, example_batch: dict) -> TrainState:
-    """Parameters (ActNorm initialised on the dequantised first batch) and optimizer state."""
+    """Parameters (ActNorm initialised on the dequantised first batch), the authors' network's
+    batch-norm running averages as model_state (None otherwise), and optimizer state."""
     model = _model(cfg)
     k1, k2 = jax.random.split(key)
     y = dequantize(jnp.asarray(example_batch["x"], jnp.float32), k2, _levels(cfg))
-    params = model.init(k1, y)["params"]
-    return init_state(params, cfg)
+    variables = model.init(k1, y)
+    return init_state(variables["params"], cfg, variables.get("batch_stats"))
+
+
+def _scales_l2(params) -> jax.Array:
+    """Sum of squares of the weight-norm magnitudes and the rescaling scales (the authors' l2_reg)."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    names = ("magnitude", "rescaling_scale")
+    return sum((jnp.sum(v**2) for p, v in leaves if any(n in jax.tree_util.keystr(p) for n in names)), jnp.zeros(()))
 
 
 def loss_fn(params, model_state, batch, rng, cfg, step):
@@ -516,13 +827,19 @@ def loss_fn(params, model_state, batch, rng, cfg, step):
         flip = jax.random.bernoulli(k_flip, 0.5, x.shape[:1])
         x = jnp.where(flip[:, None, None, None], x[:, :, ::-1], x)
     y = dequantize(x, k_deq, levels)
-    logp = model.apply({"params": params}, y, method=Flow.log_prob)
+    if model_state is None:
+        logp = model.apply({"params": params}, y, method=Flow.log_prob)
+    else:  # the authors' network: batch statistics, running averages updated
+        train_model = _model(cfg, train=True)
+        logp, upd = train_model.apply(_variables(params, model_state), y, method=Flow.log_prob, mutable=["batch_stats"])
+        model_state = upd["batch_stats"]
     nll = -logp + (d * math.log(levels) if levels else 0.0)
     metrics = {"nll_nats": jnp.mean(nll)}
+    penalty = model.cfg.l2_scales * _scales_l2(params) if model.cfg.l2_scales else 0.0
     if levels:
         metrics["nll_bpd"] = jnp.mean(nll) / (d * math.log(2.0))
-        return metrics["nll_bpd"], (metrics, model_state)
-    return metrics["nll_nats"], (metrics, model_state)
+        return metrics["nll_bpd"] + penalty, (metrics, model_state)
+    return metrics["nll_nats"] + penalty, (metrics, model_state)
 
 
 train_step = make_train_step(loss_fn)
@@ -533,7 +850,7 @@ def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
     model = _model(cfg)
     levels, d = _levels(cfg), dims(cfg)
     y = dequantize(batch["x"], key, levels)
-    logp = model.apply({"params": state.eval_params()}, y, method=Flow.log_prob)
+    logp = model.apply(_variables(state.eval_params(), state.model_state), y, method=Flow.log_prob)
     if not levels:
         return {"nll_nats": -logp}
     nll = -logp + d * math.log(levels)
@@ -546,11 +863,11 @@ def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
     model = _model(cfg)
     t = float(cfg.get("sample", {}).get("temperature", 1.0))
     z = t * prior_sample(key, (n, dims(cfg)), model.cfg.prior)
-    y = model.apply({"params": state.eval_params()}, z, method=Flow.inverse)
+    y = model.apply(_variables(state.eval_params(), state.model_state), z, method=Flow.inverse)
     return quantize(y, _levels(cfg)) if model.is_image else y
 
 
 def log_density(state: TrainState, x: jax.Array, cfg: Any) -> jax.Array:
     """log p(x) [N] of points (the loop draws it on a grid beside the data)."""
     model = _model(cfg)
-    return model.apply({"params": state.eval_params()}, x, method=Flow.log_prob)
+    return model.apply(_variables(state.eval_params(), state.model_state), x, method=Flow.log_prob)

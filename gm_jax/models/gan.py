@@ -84,6 +84,10 @@ class AdversarialConfig:
     pl_decay: float = 0.01  # the running mean of the path lengths moves by this fraction per regularised update
     pl_batch_shrink: int = 2  # the penalty's minibatch is the batch divided by this
     random_flip: bool = False  # mirror each real image left-right with probability 1/2 (StyleGAN's mirror_augment)
+    # Simultaneous updates (the GAN paper's pylearn2 code): G's gradient from the same forward pass as D's,
+    # against D before its update, on the same samples and dropout masks; else G follows D's update.
+    simultaneous: bool = False
+    d_loss_scale: float = 1.0  # the discriminator's loss times this (the GAN paper's code: 0.5, the mean of two terms)
     dtype: str = "float32"  # compute dtype: "float32" | "bfloat16" (parameters, losses, metrics stay float32)
 
     @classmethod
@@ -125,6 +129,14 @@ class AdversarialConfig:
             v = getattr(self, key)
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise UserError(f"model.{key} ({name}) must be >= 0, got {v!r}")
+        if not (
+            isinstance(self.d_loss_scale, (int, float)) and self.d_loss_scale > 0 and math.isfinite(self.d_loss_scale)
+        ):
+            raise UserError(f"model.d_loss_scale must be a positive number, got {self.d_loss_scale!r}")
+        if self.simultaneous and (self.n_critic != 1 or self.critic_boost):
+            raise UserError(
+                "model.simultaneous updates D and G from one forward pass: it needs n_critic=1, no critic_boost"
+            )
         if not (isinstance(self.pl_decay, (int, float)) and 0.0 < self.pl_decay <= 1.0):
             raise UserError(f"model.pl_decay must be in (0, 1], got {self.pl_decay!r}")
         if self.drift > 0 and self.loss != "wasserstein":
@@ -144,7 +156,7 @@ class GANConfig(AdversarialConfig):
     arch: str = "auto"  # "auto" | "mlp" | "dcgan"
     image_arch: str = "dcgan"  # what "auto" picks for images
     z_dim: int = 100
-    noise: str = "gaussian"  # "gaussian" | "uniform" (U[-1, 1])
+    noise: str = "gaussian"  # "gaussian" | "uniform" (U[-1, 1]) | "uniform_sqrt3" (U[-sqrt 3, sqrt 3], pylearn2's)
     # MLP nets (images)
     g_hidden: tuple = (1200, 1200)
     d_hidden: tuple = (240, 240)
@@ -152,6 +164,12 @@ class GANConfig(AdversarialConfig):
     d_maxout: int = 0  # pieces per maxout unit (GAN paper: 5); 0 = plain units with mlp_act
     d_dropout: float = 0.0  # dropout on D's hidden layers (GAN paper: 0.5)
     d_input_dropout: float = 0.0  # dropout on D's input (GAN paper: 0.2)
+    # Initialisation of the image MLPs: Flax's default, or pylearn2's (the GAN paper's mnist.yaml):
+    # U[-g_irange, g_irange] in G, U[-d_irange, d_irange] in D, G's output bias the logits of the
+    # pixel means of the first training batch
+    mlp_init: str = "default"
+    g_irange: float = 0.05
+    d_irange: float = 0.005
     # MLP nets for point data (arch auto on a 2-D set): both nets, and the noise size
     point_hidden: tuple = (512, 512, 512)
     point_z_dim: int = 2
@@ -179,7 +197,12 @@ class GANConfig(AdversarialConfig):
         one_of = self.one_of
         one_of("arch", ("auto", "mlp", "dcgan"))
         one_of("image_arch", ("mlp", "dcgan"))
-        one_of("noise", ("gaussian", "uniform"))
+        one_of("noise", ("gaussian", "uniform", "uniform_sqrt3"))
+        one_of("mlp_init", ("default", "pylearn2"))
+        for key in ("g_irange", "d_irange"):
+            v = getattr(self, key)
+            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+                raise UserError(f"model.{key} must be a positive number, got {v!r}")
         one_of("g_norm", ("batch", "none"))
         one_of("d_norm", ("batch", "layer", "none"))
         one_of("conv_method", ("subpixel", "matmul", "xla"))
@@ -265,7 +288,6 @@ class MLPGenerator(nn.Module):
     out: str  # "sigmoid" | "linear"
     init_scheme: str = "default"  # see _mlp_inits
     irange: float = 0.05
-    out_bias: Any = None  # initial output bias [out_dim] (pylearn2: the logits of the data's marginals)
 
     @nn.compact
     def __call__(self, z, train: bool = True):
@@ -274,10 +296,7 @@ class MLPGenerator(nn.Module):
         k_hidden, k_out = _mlp_inits(self.init_scheme, self.irange)
         for width in self.hidden:
             h = f(nn.Dense(width, kernel_init=k_hidden)(h))
-        b_init = (
-            nn.initializers.zeros if self.out_bias is None else (lambda *_: jnp.asarray(self.out_bias, jnp.float32))
-        )
-        h = nn.Dense(self.out_dim, kernel_init=k_out, bias_init=b_init)(h)
+        h = nn.Dense(self.out_dim, kernel_init=k_out)(h)  # "Dense_<len(hidden)>"
         return jax.nn.sigmoid(h) if self.out == "sigmoid" else h
 
 
@@ -432,17 +451,25 @@ class Nets:
             self.g = MLPGenerator(m.g_hidden, dim, m.mlp_act, "linear")
             self.d = MLPDiscriminator(m.d_hidden, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)
         else:
-            self.g = MLPGenerator(m.g_hidden, dim, m.mlp_act, "sigmoid")
-            self.d = MLPDiscriminator(m.d_hidden, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout)
+            self.g = MLPGenerator(m.g_hidden, dim, m.mlp_act, "sigmoid", m.mlp_init, m.g_irange)
+            self.d = MLPDiscriminator(
+                m.d_hidden, m.mlp_act, m.d_maxout, m.d_dropout, m.d_input_dropout, m.mlp_init, m.d_irange
+            )
         # Both nets compute in model.dtype; parameters, batch stats and losses stay float32.
         self.g_apply = mixed_apply(self.g.apply, compute_dtype(m.dtype))
         self.d_apply = mixed_apply(self.d.apply, compute_dtype(m.dtype))
 
-    def init_vars(self, key, x):
-        """(G's variables, D's variables) for net-space data x [2, ...]."""
+    def init_vars(self, key, x, data_mean=None):
+        """(G's variables, D's variables) for net-space data x [2, ...]; `data_mean` (the data's
+        per-dimension mean) sets a pylearn2 sigmoid generator's output bias to its logits."""
         kg, kd = jax.random.split(key)
         gv = self.g.init(kg, jnp.zeros((2, self.z_dim)), train=False)
         dv = self.d.init({"params": kd, "dropout": kd}, x, train=False)
+        if self.m.mlp_init == "pylearn2" and isinstance(self.g, MLPGenerator) and self.g.out == "sigmoid":
+            p = jnp.clip(jnp.asarray(data_mean, jnp.float32).reshape(-1), 1e-7, 1.0 - 1e-7)
+            out = f"Dense_{len(self.g.hidden)}"
+            params = {**gv["params"], out: {**gv["params"][out], "bias": jnp.log(p) - jnp.log1p(-p)}}
+            gv = {**gv, "params": params}
         return gv, dv
 
     def to_net(self, x):
@@ -455,6 +482,8 @@ class Nets:
         return x.reshape((g.shape[0],) + self.shape)
 
     def noise(self, key, n):
+        if self.m.noise == "uniform_sqrt3":
+            return jax.random.uniform(key, (n, self.z_dim), minval=-math.sqrt(3.0), maxval=math.sqrt(3.0))
         if self.m.noise == "uniform":
             return jax.random.uniform(key, (n, self.z_dim), minval=-1.0, maxval=1.0)
         return jax.random.normal(key, (n, self.z_dim))
@@ -590,8 +619,9 @@ def init(key: jax.Array, cfg: Any, example_batch: dict, nets: Any = None) -> Tra
     """
     nets = Nets(cfg) if nets is None else nets
     check_optimizer(_optim_d(cfg))
-    x = nets.to_net(jnp.asarray(example_batch["x"][:2], jnp.float32))
-    gv, dv = nets.init_vars(key, x)
+    batch = jnp.asarray(example_batch["x"], jnp.float32)
+    x = nets.to_net(batch[:2])
+    gv, dv = nets.init_vars(key, x, data_mean=jnp.mean(batch, axis=0))
     params = {"g": gv["params"], "d": dv["params"]}
     if nets.m.clip > 0:
         params["d"] = clip_weights(params["d"], nets.m.clip)
@@ -638,8 +668,9 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
     fake, g_stats = nets.generate(state.params["g"], g_stats, nets.noise(k_zd, n), train=True)
     fake = jax.lax.stop_gradient(fake)
 
+    kr, kf = jax.random.split(k_drop)
+
     def d_objective(dp, r1_weight):
-        kr, kf = jax.random.split(k_drop)
         r1 = jnp.zeros(())
         if r1_weight:  # the penalty's input gradient from the loss's own forward pass on the reals
             r, st, r1 = logits_and_r1(lambda x: nets.discriminate(dp, d_stats, x, True, kr), real)
@@ -650,7 +681,7 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
         gp = jnp.zeros(())
         if m.gp_weight > 0:
             gp = gradient_penalty(lambda x: nets.discriminate(dp, None, x, True, kr)[0], real, fake, k_gp)
-        total = loss + m.gp_weight * gp + r1_weight * (m.r1_gamma / 2.0) * r1
+        total = m.d_loss_scale * loss + m.gp_weight * gp + r1_weight * (m.r1_gamma / 2.0) * r1
         if m.drift > 0:
             total = total + m.drift * jnp.mean(r**2)
         return total, (loss, gp, r1, r, f, st)
@@ -676,8 +707,10 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
         g_params, g_opt, g_st, d_st, ema = args
 
         def g_objective(gp_):
-            out, st = nets.generate(gp_, g_st, nets.noise(k_zg, n), train=True)
-            logits, dst = nets.discriminate(d_params, d_st, out, True, k_dropg)
+            # simultaneous: the samples, dropout masks and discriminator of D's own update
+            out, st = nets.generate(gp_, g_st, nets.noise(k_zd if m.simultaneous else k_zg, n), train=True)
+            d_for_g = state.params["d"] if m.simultaneous else d_params
+            logits, dst = nets.discriminate(d_for_g, d_st, out, True, kf if m.simultaneous else k_dropg)
             if wasserstein:
                 loss = g_loss_wasserstein(logits)
             elif m.g_loss == "minimax":

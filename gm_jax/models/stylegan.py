@@ -518,7 +518,8 @@ class StyleNets:
         self.g_apply = mixed_apply(self.g.apply, compute_dtype(m.dtype))  # model.dtype: the compute dtype
         self.d_apply = mixed_apply(self.d.apply, compute_dtype(m.dtype))
 
-    def init_vars(self, key, x):
+    def init_vars(self, key, x, data_mean=None):
+        del data_mean
         kg, kn, kd = jax.random.split(key, 3)
         gv = self.g.init({"params": kg, "noise": kn}, jnp.zeros((2, self.z_dim)))
         dv = self.d.init(kd, x)

@@ -75,6 +75,15 @@ def test_good_run_prints_progress_and_summary(finished_run):
         ([SMOKE, "--mode=eval"], ["no run to eval"]),
         (["--model=gmm", "--config.model.reg_covar=0"], ["reg_covar must be positive"]),
         (["--model=wgan", "--config.model.n_critic=0"], ["n_critic"]),
+        (
+            ["--config=experiments/configs/stylegan2_ffhq.py", "--mode=describe", "--config.model.g_arch=wide"],
+            ["model.g_arch must be one of orig, skip, resnet"],
+        ),
+        (["--model=stylegan", "--mode=describe", "--config.model.d_arch=resnet"], ["StyleGAN2's architecture"]),
+        (
+            ["--config=experiments/configs/dcgan_celeba.py", "--mode=describe", "--config.model.kernel=7"],
+            ["model.kernel must be one of 3, 4, 5"],
+        ),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, needles):
@@ -107,6 +116,17 @@ def test_bad_model_settings_are_refused_before_anything_is_written(tmp_path, mod
     with pytest.raises(UserError, match=needle):
         loop.train(model, cfg, str(wd))
     assert not wd.exists()
+
+
+def test_describe_writes_the_parameter_summary_without_data(tmp_path):
+    import json
+
+    wd = tmp_path / "wd"
+    out = cli("--config=experiments/configs/wgan_gp_cifar10.py", "--mode=describe", f"--workdir={wd}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads((wd / "model_summary.json").read_text())
+    assert got["networks"] == {"g": 5_179_907, "d": 4_114_689} and got["total_params"] == 9_294_596
+    assert sorted(os.listdir(wd)) == ["model_summary.json"] and "total" in out.stdout
 
 
 def test_missing_tfds_data_says_how_to_provide_it(tmp_path):

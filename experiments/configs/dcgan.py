@@ -3,13 +3,16 @@
 Launch:  python -m experiments.run --model=dcgan
 
 The paper's guidelines, all kept: a projection of z (100, uniform) reshaped to 4x4, then
-fractionally-strided 4x4 stride-2 convolutions in G and strided ones in D, no pooling and no
+fractionally-strided stride-2 convolutions in G and strided ones in D, no pooling and no
 fully-connected hidden layers; BatchNorm in both nets except G's output and D's input; ReLU in G with
 a tanh output; LeakyReLU(0.2) in D with a sigmoid-probability output (trained from logits); weights
 N(0, 0.02); Adam lr 2e-4, beta1 0.5; minibatch 128. At 16x16 the nets are G 4x4x128 -> 8x8x64 ->
-16x16x1 and D 16x16 -> 8x8x64 -> 4x4x128 -> logit (`model.channels`=64 as DCGAN's code at 64x64).
-The digits are enlarged 2x by pixel repetition (`data.image_size=16`); the digits features pool the
-samples back to 8x8.
+16x16x1 and D 16x16 -> 8x8x64 -> 4x4x128 -> logit (`model.channels`=64). The digits are enlarged 2x
+by pixel repetition (`data.image_size=16`); the digits features pool the samples back to 8x8.
+Where this CPU default differs from the authors' code (`Newmu/dcgan_code`, which `dcgan_celeba.py`
+builds): 4x4 kernels (PyTorch's DCGAN example; theirs are 5x5, `model.kernel=5`), biases on G's
+output and D's first and last layers (theirs have none, `model.biases=none`), BatchNorm per channel
+after the projection (theirs per unit, `model.proj_norm=unit`), no L2 weight decay (theirs 1e-5).
 
 The paper reports no likelihood or FID (its metric is a CIFAR-10 classifier on D's features, 82.8%);
 the paper-scale config is `dcgan_celeba.py`.
@@ -36,6 +39,9 @@ def get_config(arg: str | None = None):
             noise="uniform",
             n_critic=1,
             channels=64,
+            kernel=4,
+            biases="unnormalized",
+            proj_norm="channel",
             g_norm="batch",
             d_norm="batch",
             init_std=0.02,

@@ -1,5 +1,6 @@
 """Adversarial family: GAN (Goodfellow et al., 2014), DCGAN (Radford et al., 2015), WGAN (Arjovsky
-et al., 2017) and WGAN-GP (Gulrajani et al., 2017) as one family step with swappable nets and losses.
+et al., 2017) and WGAN-GP (Gulrajani et al., 2017) as one family step with swappable nets and losses
+(StyleGAN's nets plug into the same step: `gm_jax.models.stylegan`).
 
 One loop step is one discriminator (critic) update on a fresh real batch; the generator is updated
 at the end of the step when the schedule says so (`critic_iters`): every `n_critic`-th step (the
@@ -7,32 +8,42 @@ GAN paper's k), or with WGAN's reference schedule, 100 critic updates per genera
 first 25 generator updates and at every 500th. The schedule's counters live in the state
 (`model_state["schedule"]`), so a resumed run continues it exactly; the generator update runs under
 `lax.cond` inside the one compiled step (no branch when every step updates G). `train.num_steps`
-therefore counts discriminator updates; the metrics log `g_updates`.
+therefore counts discriminator updates; the metrics log `g_updates`. With `simultaneous` (the GAN
+paper's pylearn2 code, n_critic 1) the generator's gradient comes from the discriminator's own
+forward pass (the same samples, dropout masks and pre-update D) and both updates apply together.
 
 Losses (all from logits / critic values):
-- "gan": D minimises -log sigmoid(D(x)) - log sigmoid(-D(G(z))); G minimises -log sigmoid(D(G(z)))
-  ("non_saturating", the paper's practical choice) or log sigmoid(-D(G(z))) = log(1 - D(G(z)))
-  ("minimax", the game's value; it saturates when D wins);
+- "gan": D minimises -log sigmoid(D(x)) - log sigmoid(-D(G(z))) (times `d_loss_scale`: the GAN
+  paper's code averages the two terms, 0.5); G minimises -log sigmoid(D(G(z))) ("non_saturating",
+  the paper's practical choice) or log sigmoid(-D(G(z))) = log(1 - D(G(z))) ("minimax", the game's
+  value; it saturates when D wins);
 - "wasserstein": the critic minimises E f(G(z)) - E f(x); G minimises -E f(G(z)). The logged
   `wasserstein` is -critic loss = E f(x) - E f(G(z)), the estimate of W(P_r, P_g) up to the
   Lipschitz constant (clipping) or penalty (GP); it goes down as samples improve.
-- weight clipping to [-c, c] of every critic parameter after each critic update (`clip`), and the
+- weight clipping to [-c, c] of every critic parameter after each critic update (`clip`), the
   gradient penalty lambda E (|grad f(x_hat)|_2 - 1)^2 on x_hat = eps x + (1 - eps) G(z),
-  eps ~ U[0, 1] per example (`gp_weight`).
+  eps ~ U[0, 1] per example (`gp_weight`), the drift penalty `drift` E f(x)^2 (the progressive GAN's),
+  R1 (`r1_gamma`, lazily every `r1_every`), and a style generator's path-length penalty
+  (`pl_weight`, every `pl_every` generator updates; `nets.path_length`).
 
 Nets (`arch`): "mlp" (generator ReLU MLP, sigmoid output for images and linear for points;
-discriminator MLP, optionally maxout with dropout as in the GAN paper) and "dcgan" (the DCGAN
-guidelines: a projection of z reshaped to 4x4, fractionally-strided 4x4 stride-2 convolutions in G
-computed in sub-pixel form as one matrix product (`gm_jax.nn.conv`), strided 4x4 convolutions in D, BatchNorm in both
-except G's output and D's input, ReLU in G with a tanh output, LeakyReLU(0.2) in D, weights
-N(0, 0.02)). "auto" takes `image_arch` for images and, for point data, WGAN-GP's toy nets
-(`gan_toy.py`: ReLU MLPs of `point_hidden` = 3 x 512 units in both nets, noise N(0, I) or U of
-`point_z_dim` = 2, linear output) for every GAN, so the 2-D comparisons differ in losses only. Conv nets see images in
-[-1, 1]. The critic may use "batch", "layer" or no normalisation (`d_norm`); the gradient penalty
-refuses BatchNorm, as the paper does. BatchNorm statistics are those of the global batch (the step is
-compiled over the sharded batch, so the mean and variance are reduced over every device), D sees the
-real and the fake batch separately (DCGAN's reference practice), and sampling uses the running
-statistics.
+discriminator MLP, optionally maxout with dropout as in the GAN paper; `mlp_init=pylearn2` gives
+the paper code's uniform initialisation and output bias) and "dcgan" (the DCGAN guidelines: a
+projection of z reshaped to 4x4, fractionally-strided stride-2 convolutions in G computed in
+sub-pixel form (`gm_jax.nn.conv`), strided convolutions in D, BatchNorm in both except G's output
+and D's input, ReLU in G with a tanh output, LeakyReLU(0.2) in D, weights N(0, 0.02)), with the
+authors' variants as switches: `kernel` 4 (PyTorch's example) or 5 (the DCGAN and WGAN-GP
+authors' code), `biases` ("unnormalized": on the layers no BatchNorm follows; "none": the DCGAN and
+WGAN code; "all": WGAN-GP's tflib layers) and `proj_norm` (BatchNorm after the projection per
+channel of the 4x4 map, or per "unit" as the DCGAN and WGAN-GP code). "auto" takes `image_arch` for
+images and, for point data, WGAN-GP's toy nets (`gan_toy.py`: ReLU MLPs of `point_hidden` = 3 x 512
+units in both nets with tflib's initialisation, noise of `point_z_dim` = 2, linear output) for every
+GAN, so the 2-D comparisons differ in losses and optimizers only. Conv nets see images in [-1, 1].
+The critic may use "batch", "layer" or no normalisation (`d_norm`); the gradient penalty refuses
+BatchNorm, as the paper does. BatchNorm statistics are those of the global batch (the step is
+compiled over the sharded batch, so the mean and variance are reduced over every device), D sees
+the real and the fake batch separately (DCGAN's reference practice), and sampling uses the running
+statistics. `random_flip` mirrors the real images (StyleGAN's mirror augmentation).
 
 Two optimizers from `optim` (both nets; `optim_d` overrides keys for the discriminator), optional
 EMA of the generator (`optim.ema_decay`) used for evaluation and sampling.

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from gm_jax import load_config
-from gm_jax.core import loop
+from gm_jax import train as loop
 
 SETS = ("ring8_wgangp", "grid25_wgangp", "swissroll")
 

@@ -1,7 +1,13 @@
-"""Model name -> family module and config module. One explicit dict; importing this has no side effects."""
+"""Model name -> family module and config module. One explicit dict; importing this has no side effects.
+
+`get_family(name)` resolves a name to its family as the contract sees it (`gm_jax.family.FamilySpec`),
+checking the contract's rules for a registered family on the way (its functions, and its config's
+`model_name` and `model.dtype`): a family that breaks one is refused in one line naming the rule.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any, NamedTuple
 
@@ -9,15 +15,15 @@ from gm_jax.core.errors import UserError
 
 
 class ModelSpec(NamedTuple):
-    """Where a registered model lives: its family ("module" or "module:attr") and its config module."""
+    """Where a registered model lives: its family module and its config module."""
 
     family: str
     config: str
 
 
 REGISTRY: dict[str, ModelSpec] = {
-    "gmm": ModelSpec("gm_jax.classical.gmm:family", "experiments.configs.gmm"),
-    "hmm": ModelSpec("gm_jax.classical.hmm:family", "experiments.configs.hmm"),
+    "gmm": ModelSpec("gm_jax.classical.gmm", "experiments.configs.gmm"),
+    "hmm": ModelSpec("gm_jax.classical.hmm", "experiments.configs.hmm"),
     "vae": ModelSpec("gm_jax.models.vae", "experiments.configs.vae"),
     "beta_vae": ModelSpec("gm_jax.models.vae", "experiments.configs.beta_vae"),
     "beta_tcvae": ModelSpec("gm_jax.models.vae", "experiments.configs.beta_tcvae"),
@@ -45,11 +51,15 @@ def _spec(name: str) -> ModelSpec:
     return REGISTRY[name]
 
 
+@functools.cache
 def get_family(name: str) -> Any:
-    """The family of model `name`: a module, or "module:attr" (raises UserError listing the names when unknown)."""
-    module, _, attr = _spec(name).family.partition(":")
-    mod = importlib.import_module(module)
-    return getattr(mod, attr) if attr else mod
+    """The family of model `name` as a checked `gm_jax.family.FamilySpec` (raises UserError listing the
+    names when unknown, or naming the contract rule a family breaks)."""
+    from gm_jax import family as contract
+
+    spec = contract.as_family(importlib.import_module(_spec(name).family), name)
+    contract.check_config(name, load_config(name))
+    return spec
 
 
 def is_point_set(data_name: str | None) -> bool:

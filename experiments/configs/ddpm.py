@@ -31,16 +31,14 @@ with a 50-term bound): FID 0.79, KID -0.03, precision/recall 0.68/0.93. Held-out
 
 import ml_collections
 
-from experiments.configs.platform import add_platform_keys
+from experiments.configs.base import base, smoke
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: arg: None for the default run, "smoke" for a 3-step tiny run."""
-    cfg = ml_collections.ConfigDict()
-    cfg.model_name = "ddpm"
-    cfg.seed = 0
-    cfg.model = ml_collections.ConfigDict(
-        dict(
+    cfg = base(
+        "ddpm",
+        model=dict(
             timesteps=1000,
             schedule="linear",
             beta_start=1e-4,
@@ -51,52 +49,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             attn_resolutions=(4,),
             dropout=0.1,
             random_flip=False,
-        )
-    )
-    cfg.optim = ml_collections.ConfigDict(
-        dict(name="adam", lr=2e-4, b1=0.9, b2=0.999, ema_decay=0.999, grad_clip=1.0, warmup_steps=500)
-    )
-    cfg.data = ml_collections.ConfigDict(dict(name="digits", data_dir="", binarize="none", image_size=0))
-    cfg.train = ml_collections.ConfigDict(
-        dict(
-            num_steps=5000,
-            batch_size=64,
-            log_every=500,
-            eval_every=2500,
-            ckpt_every=2500,
-            sample_every=2500,
-            num_samples=64,
-            max_to_keep=3,
-            init_from="",
-        )
-    )
-    cfg.eval = ml_collections.ConfigDict(
-        dict(
-            batch_size=300,
-            num_examples=-1,
-            vlb_terms=0,
-            vlb_batch=50,
-            clip_denoised=True,
-            num_samples=1000,
-            sample_batch=500,
-            features="auto",
-            feature_cache="",
-            kid_subset=100,
-        )
-    )
-    cfg.eval_periodic = ml_collections.ConfigDict(dict(vlb_terms=50, num_samples=0))
-    # Sampling options: may change at --mode=sample / --mode=eval on a finished workdir.
-    cfg.sample = ml_collections.ConfigDict(
-        dict(sampler="ancestral", variance="beta", steps=50, eta=0.0, spacing="uniform", clip_denoised=True)
+        ),
+        optim=dict(lr=2e-4, ema_decay=0.999, grad_clip=1.0, warmup_steps=500),
+        train=dict(batch_size=64, log_every=500),
+        eval=dict(batch_size=300, vlb_terms=0, vlb_batch=50, clip_denoised=True),
+        eval_periodic=dict(vlb_terms=50, num_samples=0),
+        # Sampling options: may change at --mode=sample / --mode=eval on a finished workdir.
+        sample=dict(sampler="ancestral", variance="beta", steps=50, eta=0.0, spacing="uniform", clip_denoised=True),
     )
     if arg == "smoke":
         cfg.model.update(timesteps=20, ch=8, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(), dropout=0.1)
         cfg.optim.update(warmup_steps=0)
-        cfg.train.update(
-            num_steps=3, batch_size=16, log_every=1, eval_every=0, ckpt_every=2, sample_every=0, num_samples=16
-        )
-        cfg.eval.update(batch_size=16, num_examples=32, num_samples=64, sample_batch=32, vlb_batch=10)
+        smoke(cfg, vlb_batch=10)
         cfg.sample.steps = 5
     elif arg:
         raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
-    return add_platform_keys(cfg)
+    return cfg

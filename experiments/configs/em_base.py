@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from experiments.configs.platform import add_platform_keys
+from experiments.configs.base import base
 
 
 def em_config(
@@ -16,14 +16,12 @@ def em_config(
       data_name: embedded dataset; n_train / n_test: its split sizes (batch and eval batch).
       num_steps: EM iterations; num_samples: samples written at the end.
     """
-    cfg = ml_collections.ConfigDict()
-    cfg.model_name = model_name
-    cfg.seed = 0
-    cfg.model = ml_collections.ConfigDict(model)
-    cfg.optim = ml_collections.ConfigDict(dict(name="none"))  # EM needs no optimizer
-    cfg.data = ml_collections.ConfigDict(dict(name=data_name, data_dir="", binarize="none"))
-    cfg.train = ml_collections.ConfigDict(
-        dict(
+    cfg = base(
+        model_name,
+        model=model,
+        neural=False,  # EM needs no optimizer
+        data=dict(name=data_name),
+        train=dict(
             num_steps=num_steps,
             batch_size=n_train,
             log_every=5,
@@ -31,14 +29,12 @@ def em_config(
             ckpt_every=num_steps // 2,
             sample_every=0,
             num_samples=num_samples,
-            max_to_keep=3,
-            init_from="",
-        )
+        ),
+        # num_samples > 0 would add the set-level sample-quality stage (it needs an image feature extractor).
+        eval=dict(batch_size=n_test, num_samples=0),
     )
-    # num_samples > 0 would add the set-level sample-quality stage (it needs an image feature extractor).
-    cfg.eval = ml_collections.ConfigDict(dict(batch_size=n_test, num_examples=-1, num_samples=0, features="auto"))
     if arg == "smoke":
         cfg.train.update(num_steps=3, log_every=1, ckpt_every=2)
     elif arg:
         raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
-    return add_platform_keys(cfg, neural=False)
+    return cfg

@@ -10,49 +10,22 @@ below plus each model's own `gan_toy.py` settings), `model.arch=auto` picks MLP 
 
 import ml_collections
 
-from experiments.configs.platform import add_platform_keys
+from experiments.configs import base as shared
 
 
 def base(name: str, arg: str | None) -> ml_collections.ConfigDict:
-    cfg = ml_collections.ConfigDict()
-    cfg.model_name = name
-    cfg.seed = 0
-    cfg.model = ml_collections.ConfigDict({})
-    cfg.optim = ml_collections.ConfigDict(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, ema_decay=0.0, grad_clip=0.0))
+    del arg
+    cfg = shared.base(
+        name,
+        optim=dict(lr=2e-4, b1=0.5),
+        train=dict(batch_size=64, eval_every=1000),
+        eval=dict(mode_samples=2500, mode_min_count=1, parzen_samples=0),
+        # Periodic evaluations: the same sample-quality stage on fewer samples (mode coverage on 2500).
+        eval_periodic=dict(num_samples=500, parzen_samples=0),
+    )
     # Keys that differ for the discriminator (two-timescale setups); empty: the same as optim.
     cfg.optim_d = ml_collections.ConfigDict({})
-    cfg.data = ml_collections.ConfigDict(dict(name="digits", data_dir="", binarize="none", image_size=0))
-    cfg.train = ml_collections.ConfigDict(
-        dict(
-            num_steps=5000,
-            batch_size=64,
-            log_every=250,
-            eval_every=1000,
-            ckpt_every=2500,
-            sample_every=2500,
-            num_samples=64,
-            max_to_keep=3,
-            init_from="",
-        )
-    )
-    cfg.eval = ml_collections.ConfigDict(
-        dict(
-            batch_size=256,
-            num_examples=-1,
-            num_samples=1000,
-            sample_batch=500,
-            features="auto",
-            feature_cache="",
-            kid_subset=100,
-            mode_samples=2500,
-            mode_min_count=1,
-            parzen_samples=0,
-        )
-    )
-    # Periodic evaluations: the same sample-quality stage on fewer samples (mode coverage on 2500).
-    cfg.eval_periodic = ml_collections.ConfigDict(dict(num_samples=500, parzen_samples=0))
-    cfg.sample = ml_collections.ConfigDict({})
-    return add_platform_keys(cfg)
+    return cfg
 
 
 def toy(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -72,10 +45,8 @@ def smoke(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """A few steps of tiny nets (8x8 images, 8 channels) for tests."""
     cfg.model.update(z_dim=8, channels=8, g_hidden=(16,), d_hidden=(16,), point_hidden=(16, 16))
     cfg.data.image_size = 0
-    cfg.train.update(
-        num_steps=4, batch_size=16, log_every=1, eval_every=0, ckpt_every=2, sample_every=0, num_samples=16
-    )
-    cfg.eval.update(batch_size=16, num_examples=32, num_samples=64, sample_batch=32, mode_samples=64)
+    shared.smoke(cfg, mode_samples=64)
+    cfg.train.num_steps = 4
     if cfg.eval.parzen_samples:
         cfg.eval.parzen_samples = 64
     return cfg

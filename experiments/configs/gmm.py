@@ -9,7 +9,7 @@ Full covariances, k-means initialisation, reg_covar 1e-6.
 
 Expected (measured with the launch command above, seed 0, 50 EM iterations, a few seconds on 2 CPU
 cores): held-out log-likelihood -3.473 nats per point; the generating parameters score -3.474 on
-the same 600 points (tests/test_classical_runs.py checks the two agree within 0.02).
+the same 600 points (tests/classical/test_runs.py checks the two agree within 0.02).
 """
 
 import ml_collections

@@ -10,7 +10,7 @@ initialisation of the emissions, sticky uniform transitions.
 
 Expected (measured with the launch command above, seed 0, 40 Baum-Welch iterations, a few seconds
 on 2 CPU cores): held-out log-likelihood -2.918 nats per step (-292.15 per sequence); the generating
-parameters score -2.917 per step (tests/test_classical_runs.py checks agreement within 0.01).
+parameters score -2.917 per step (tests/classical/test_runs.py checks agreement within 0.01).
 """
 
 import ml_collections

@@ -21,57 +21,29 @@ real digits: FID 1.77, precision 0.89, recall 0.91, score 7.49 at 297 samples; R
 
 import ml_collections
 
-from experiments.configs.platform import add_platform_keys
+from experiments.configs.base import base, smoke
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: arg: None for the default run, "smoke" for a 3-step tiny run."""
-    cfg = ml_collections.ConfigDict()
-    cfg.model_name = "vae"
-    cfg.seed = 0
-    cfg.model = ml_collections.ConfigDict(dict(latent_dim=10, hidden=(200,), activation="tanh", beta=1.0))
-    cfg.optim = ml_collections.ConfigDict(dict(name="adam", lr=1e-3, b1=0.9, b2=0.999, ema_decay=0.0, grad_clip=0.0))
-    cfg.data = ml_collections.ConfigDict(dict(name="digits", data_dir="", binarize="dynamic"))
-    cfg.train = ml_collections.ConfigDict(
-        dict(
-            num_steps=20000,
-            batch_size=100,
-            log_every=500,
-            eval_every=5000,
-            ckpt_every=5000,
-            sample_every=5000,
-            num_samples=64,
-            max_to_keep=3,
-            init_from="",
-        )
+    cfg = base(
+        "vae",
+        model=dict(latent_dim=10, hidden=(200,), activation="tanh", beta=1.0),
+        data=dict(binarize="dynamic"),
+        train=dict(num_steps=20000, log_every=500, eval_every=5000, ckpt_every=5000, sample_every=5000),
+        # The final evaluation; eval_periodic overrides it for the cheaper evaluations during training.
+        # num_samples > 0 adds the sample-quality metrics (digits-FID, KID, precision/recall,
+        # classifier score) of that many samples against the training digits.
+        eval=dict(iwae_k=5000, iwae_chunk=500, batch_size=100),
+        eval_periodic=dict(iwae_k=100, iwae_chunk=100, num_samples=0),
+        # Sampling options: may change at --mode=sample / --mode=eval on a finished workdir.
+        sample=dict(temperature=1.0),
     )
-    # Final evaluation; eval_periodic overrides it for the cheaper evaluations during training.
-    # num_samples > 0 adds the sample-quality metrics (digits-FID, KID, precision/recall, classifier
-    # score) of that many samples against the training digits.
-    cfg.eval = ml_collections.ConfigDict(
-        dict(
-            iwae_k=5000,
-            iwae_chunk=500,
-            batch_size=100,
-            num_examples=-1,
-            num_samples=1000,
-            sample_batch=500,
-            features="auto",
-            feature_cache="",
-            kid_subset=100,
-        )
-    )
-    cfg.eval_periodic = ml_collections.ConfigDict(dict(iwae_k=100, iwae_chunk=100, num_samples=0))
-    # Sampling options: may change at --mode=sample / --mode=eval on a finished workdir.
-    cfg.sample = ml_collections.ConfigDict(dict(temperature=1.0))
     if arg == "smoke":
         cfg.model.latent_dim = 2
         cfg.model.hidden = (16,)
-        cfg.train.update(
-            num_steps=3, batch_size=16, log_every=1, eval_every=0, ckpt_every=2, sample_every=0, num_samples=16
-        )
-        cfg.eval.update(iwae_k=10, iwae_chunk=5, batch_size=16, num_examples=32, num_samples=64, sample_batch=32)
+        smoke(cfg, iwae_k=10, iwae_chunk=5)
         cfg.eval_periodic.update(iwae_k=4, iwae_chunk=4)
     elif arg:
         raise ValueError(f"unknown config arg {arg!r}; use nothing or 'smoke'")
-    return add_platform_keys(cfg)
+    return cfg

@@ -17,8 +17,9 @@ A component that loses all its points is re-seeded at one of the data points the
 worst (with the mixture's average covariance) instead of turning into NaN; `n_reseeded` says how often.
 
 Notebook use: `fit(x, n_components, ...)` runs EM to `tol` in one `lax.while_loop`, with `n_init`
-restarts vmapped. The CLI (`--model=gmm`) runs one EM iteration per loop step through the family
-functions `init`, `train_step`, `evaluate`, `sample` at the bottom of this file.
+restarts vmapped; `sample_from(key, params, n)` draws from fitted parameters. The module is also a
+family of the training loop (`gm_jax.family`): the CLI (`--model=gmm`) runs one EM iteration per loop
+step through `init`, `train_step`, `evaluate`, `sample` at the bottom of this file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import contextlib
 import dataclasses
 import functools
 import math
-import types
 from typing import Any, NamedTuple
 
 import jax
@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from gm_jax.classical import params_pytree
 from gm_jax.classical.mesh import auto_axes_if_explicit
 from gm_jax.classical.precision import warn_if_float64_dropped
 from gm_jax.core import parallel
@@ -61,12 +62,7 @@ def einsum(spec: str, *operands: jax.Array) -> jax.Array:
     return jnp.einsum(spec, *operands, precision=PRECISION)
 
 
-@functools.partial(
-    jax.tree_util.register_dataclass,
-    data_fields=["weights", "means", "covariances"],
-    meta_fields=["covariance_type"],
-)
-@dataclasses.dataclass(frozen=True)
+@params_pytree("weights", "means", "covariances", meta="covariance_type")
 class GMMParams:
     """Mixture parameters, carrying their covariance type.
 
@@ -1065,7 +1061,7 @@ _exp = jax.jit(jnp.exp)
 _argmax = jax.jit(lambda a: jnp.argmax(a, axis=1))
 
 
-def sample(
+def sample_from(
     key: jax.Array,
     params: GMMParams,
     n: int,
@@ -1180,10 +1176,6 @@ def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any) -> dict:
     return {"loglik_nats": ll, "nll_bpd": -ll / (x.shape[1] * math.log(2.0))}
 
 
-def _family_sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
-    """n points from the fitted mixture. -> [n, D]"""
-    return sample(key, _state_params(state, _opts(cfg)), n)[0]
-
-
-# The loop's view of this module (its `sample` differs from the notebook function of that name).
-family = types.SimpleNamespace(init=init, train_step=train_step, evaluate=evaluate, sample=_family_sample)
+def sample(state: TrainState, key: jax.Array, n: int, cfg: Any) -> jax.Array:
+    """The family's sampler: n points from the fitted mixture of a run's state. -> [n, D]"""
+    return sample_from(key, _state_params(state, _opts(cfg)), n)[0]

@@ -15,9 +15,10 @@ Every public kernel is compiled (`jax.jit`) when called from Python.
 Notebook use: `init_params(key, emission, x, lengths, n_states)` gives starting parameters,
 `fit(params, x, lengths, n_iter=..., tol=...)` runs Baum-Welch to `tol` in one
 `lax.while_loop` (its `log_likelihood` is the last E-step's, i.e. of the parameters before the last
-M-step), `decode(params, x, lengths)` the Viterbi paths of a batch; the CLI
-(`--model=hmm`) runs one Baum-Welch iteration per loop step through the `family` namespace at the
-bottom of this file.
+M-step), `decode(params, x, lengths)` the Viterbi paths of a batch, `sample_from(key, params, t, n)`
+draws sequences. The module is also a family of the training loop (`gm_jax.family`): the CLI
+(`--model=hmm`) runs one Baum-Welch iteration per loop step through `init`, `train_step`,
+`evaluate`, `sample` at the bottom of this file.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import types
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gm_jax.classical import gmm
+from gm_jax.classical import gmm, params_pytree
 from gm_jax.classical.mesh import auto_axes_if_explicit
 from gm_jax.classical.precision import warn_if_float64_dropped
 from gm_jax.core.errors import UserError
@@ -350,7 +350,7 @@ class Gaussian:
 
     def sample(self, key, params, z):
         k = params["means"].shape[0]
-        x, _ = gmm.sample(
+        x, _ = gmm.sample_from(
             key,
             gmm.GMMParams(jnp.ones(k) / k, params["means"], params["covariances"], self.covariance_type),
             z.shape[0],
@@ -431,12 +431,7 @@ class GaussianMixture:
 # ----------------------------------------------------------------------------- Baum-Welch
 
 
-@functools.partial(
-    jax.tree_util.register_dataclass,
-    data_fields=["log_start", "log_trans", "emission"],
-    meta_fields=["emission_model"],
-)
-@dataclasses.dataclass(frozen=True)
+@params_pytree("log_start", "log_trans", "emission", meta="emission_model")
 class HMMParams:
     """HMM parameters, carrying their emission model.
 
@@ -676,7 +671,7 @@ def _fit_jit(params, x, lengths, tol, priors, n_iter):
     return jax.lax.while_loop(cond, body, init)
 
 
-def sample(key, params: HMMParams, t: int, n: int = 1):
+def sample_from(key, params: HMMParams, t: int, n: int = 1):
     """n sequences of length t: (x [n, t, ...], z [n, t])."""
     if isinstance(t, EMISSIONS):
         raise UserError("sample takes (key, params, t, n): the parameters carry their emission model")
@@ -834,9 +829,7 @@ def evaluate(state, batch, key, cfg):
     return {"loglik_nats": post.log_likelihood, "loglik_per_step": post.log_likelihood / lengths}
 
 
-def _family_sample(state, key, n, cfg):
-    x, _ = sample(key, _state_params(state, cfg), cfg.model.sample_length, n)
+def sample(state, key, n, cfg):
+    """The family's sampler: n sequences of `model.sample_length` steps from a run's state."""
+    x, _ = sample_from(key, _state_params(state, cfg), cfg.model.sample_length, n)
     return x
-
-
-family = types.SimpleNamespace(init=init, train_step=train_step, evaluate=evaluate, sample=_family_sample)

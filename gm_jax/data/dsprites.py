@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gm_jax.data.source import ArraySplit, Source
+
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
 FULL_SIZES = (3, 6, 40, 32, 32)
 SHAPES = ("square", "ellipse", "heart")
@@ -130,8 +132,6 @@ SMALL = FactorSet((3, 6, 10, 16, 16), (1, 1, 4, 2, 2), 32)
 
 def source(factor_set: FactorSet, name: str):
     """The train split (every combination) and a fixed random test split of `factor_set` as a Source."""
-    from gm_jax.data.sources import ArraySplit, Source
-
     test_idx = np.sort(np.random.default_rng(0).choice(factor_set.n, min(TEST_SIZE, factor_set.n), replace=False))
     shape = (factor_set.resolution, factor_set.resolution, 1)
 
@@ -176,7 +176,6 @@ def tfds_dsprites(data_dir: str | None):
     from absl import logging as absl_logging
 
     from gm_jax.core.errors import UserError
-    from gm_jax.data.sources import ArraySplit, Source
 
     verbosity = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)

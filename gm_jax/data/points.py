@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gm_jax.data.sources import Source, _in_memory
+from gm_jax.data.source import Source, in_memory
 
 N_TRAIN, N_TEST = 50_000, 5_000
 
@@ -25,9 +25,7 @@ def _mixture(name: str, centres: np.ndarray, std: float, scale: float = 1.0, see
     comp = rng.integers(0, len(centres), n)
     x = (centres[comp] + std * rng.standard_normal((n, 2))) / scale
     modes, mode_std = centres / scale, std / scale
-    return Source(
-        _in_memory(x[:N_TRAIN]), _in_memory(x[N_TRAIN:]), "points", name, modes=modes, mode_std=float(mode_std)
-    )
+    return Source(in_memory(x[:N_TRAIN]), in_memory(x[N_TRAIN:]), "points", name, modes=modes, mode_std=float(mode_std))
 
 
 def _ring(radius: float, k: int = 8) -> np.ndarray:
@@ -65,7 +63,7 @@ def swissroll() -> Source:
     from sklearn.datasets import make_swiss_roll
 
     x = make_swiss_roll(N_TRAIN + N_TEST, noise=0.25, random_state=0)[0][:, [0, 2]] / 7.5
-    return Source(_in_memory(x[:N_TRAIN]), _in_memory(x[N_TRAIN:]), "points", "swissroll")
+    return Source(in_memory(x[:N_TRAIN]), in_memory(x[N_TRAIN:]), "points", "swissroll")
 
 
 def moons() -> Source:
@@ -73,7 +71,7 @@ def moons() -> Source:
     from sklearn.datasets import make_moons
 
     x = make_moons(N_TRAIN + N_TEST, noise=0.05, random_state=0)[0] - np.array([0.5, 0.25])
-    return Source(_in_memory(x[:N_TRAIN]), _in_memory(x[N_TRAIN:]), "points", "moons")
+    return Source(in_memory(x[:N_TRAIN]), in_memory(x[N_TRAIN:]), "points", "moons")
 
 
 POINT_SETS: dict[str, Callable[[], Source]] = {

@@ -7,54 +7,14 @@ Images are [H, W, C] in [0, 1].
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import numpy as np
 from absl import logging as absl_logging
 
 from gm_jax.core.errors import UserError
-
-
-class ArraySplit(NamedTuple):
-    """One split: `get(indices)` -> float32 [len(indices), *shape], or a dict of arrays with the
-    examples under "x" (e.g. sequences with their "length"); `shape` is that of one "x"."""
-
-    get: Callable[[np.ndarray], np.ndarray]
-    size: int
-    shape: tuple
-
-
-class Source(NamedTuple):
-    """A dataset: train and test splits and what kind of examples they hold.
-
-    `levels` is the number of discrete values a dimension takes (17 for the digits' grey levels 0..16,
-    256 for uint8 images, 2 for binary data; 0 for continuous data), which bits/dim and
-    dequantisation need. Mixture point sets also know their `modes` [K, D] and the per-coordinate
-    std `mode_std` of each component, for the mode metrics. Sets generated from known factors
-    (dSprites) carry a `factors` object that draws factor combinations and renders them, for the
-    disentanglement metrics.
-    """
-
-    train: ArraySplit
-    test: ArraySplit
-    kind: str  # "image" | "points" | "sequence"
-    name: str
-    levels: int = 0
-    modes: np.ndarray | None = None
-    mode_std: float = 0.0
-    factors: Any = None  # a generated set's ground-truth factors (`gm_jax.data.dsprites.FactorSet`)
-
-
-def _in_memory(x: np.ndarray, **extra: np.ndarray) -> ArraySplit:
-    """A split held in memory; `extra` arrays (labels, factors) come beside "x" in every batch."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if not extra:
-        return ArraySplit(get=lambda idx: x[np.asarray(idx)], size=x.shape[0], shape=tuple(x.shape[1:]))
-    return ArraySplit(
-        get=lambda idx: {"x": x[np.asarray(idx)], **{k: v[np.asarray(idx)] for k, v in extra.items()}},
-        size=x.shape[0],
-        shape=tuple(x.shape[1:]),
-    )
+from gm_jax.data import dsprites
+from gm_jax.data.points import POINT_SETS
+from gm_jax.data.source import ArraySplit, Source, in_memory
 
 
 def digits(test_size: int = 297) -> Source:
@@ -70,8 +30,8 @@ def digits(test_size: int = 297) -> Source:
     perm = np.random.default_rng(0).permutation(x.shape[0])
     x, y = x[perm][..., None], raw.target[perm].astype(np.int32)
     return Source(
-        _in_memory(x[:-test_size], y=y[:-test_size]),
-        _in_memory(x[-test_size:], y=y[-test_size:]),
+        in_memory(x[:-test_size], y=y[:-test_size]),
+        in_memory(x[-test_size:], y=y[-test_size:]),
         "image",
         "digits",
         levels=17,
@@ -271,7 +231,7 @@ def gmm2d(n: int = 3000, test_size: int = 600) -> Source:
     chol = np.linalg.cholesky(cov)
     x = mu[comp] + np.einsum("nij,nj->ni", chol[comp], rng.standard_normal((n, 2)))
     x = x.astype(np.float32)
-    return Source(_in_memory(x[:-test_size]), _in_memory(x[-test_size:]), "points", "gmm2d")
+    return Source(in_memory(x[:-test_size]), in_memory(x[-test_size:]), "points", "gmm2d")
 
 
 # Known parameters of the HMM behind "hmm_seq": start, transitions, Gaussian means, covariances.
@@ -315,9 +275,6 @@ EMBEDDED: dict[str, Callable[[], Source]] = {"digits": digits, "gmm2d": gmm2d, "
 
 
 def _embedded() -> dict[str, Callable[[], Source]]:
-    from gm_jax.data import dsprites  # procedural dSprites (gm_jax.data.dsprites)
-    from gm_jax.data.points import POINT_SETS  # the 2-D sets (gm_jax.data.points)
-
     return {**EMBEDDED, "dsprites": dsprites.dsprites, "dsprites32": dsprites.dsprites32, **POINT_SETS}
 
 
@@ -377,8 +334,6 @@ def get_source(
       UserError: unknown name or missing data.
     """
     if name == "tfds:dsprites":  # only a train split, binary images, factors as labels
-        from gm_jax.data import dsprites
-
         if train_split or test_split:
             raise UserError("tfds:dsprites has one split and a fixed held-out test set; leave data.*_split empty")
 
@@ -391,8 +346,6 @@ def get_source(
     embedded = _embedded()
     if name in embedded:
         return embedded[name]()
-    from gm_jax.data.points import POINT_SETS
-
     known = ", ".join(sorted(n for n in embedded if n not in POINT_SETS))
     raise UserError(
         f"unknown dataset {name!r}; embedded: {known}; 2-D sets: {', '.join(POINT_SETS)}; "

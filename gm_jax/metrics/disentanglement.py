@@ -152,16 +152,20 @@ def mig_score(encode: Encode, factor_set, rng: np.random.Generator, n: int = 100
 
 def all_scores(encode: Encode, factor_set, seed: int = 0, **sizes) -> dict:
     """The three metrics with their sample sizes (`sizes`: beta_vae_train, beta_vae_eval,
-    factor_vae_train, factor_vae_eval, mig_samples, pairs)."""
+    factor_vae_train, factor_vae_eval, mig_samples, pairs), each from its own seeded generator."""
     pairs = int(sizes.get("pairs", 64))
+
+    def size(key: str, default: int) -> int:
+        return int(sizes.get(key, default))
+
     out = {}
     out.update(
         beta_vae_score(
             encode,
             factor_set,
             np.random.default_rng([seed, 1]),
-            int(sizes.get("beta_vae_train", 1000)),
-            int(sizes.get("beta_vae_eval", 500)),
+            size("beta_vae_train", 1000),
+            size("beta_vae_eval", 500),
             pairs,
         )
     )
@@ -170,10 +174,10 @@ def all_scores(encode: Encode, factor_set, seed: int = 0, **sizes) -> dict:
             encode,
             factor_set,
             np.random.default_rng([seed, 2]),
-            int(sizes.get("factor_vae_train", 800)),
-            int(sizes.get("factor_vae_eval", 400)),
+            size("factor_vae_train", 800),
+            size("factor_vae_eval", 400),
             pairs,
         )
     )
-    out.update(mig_score(encode, factor_set, np.random.default_rng([seed, 3]), int(sizes.get("mig_samples", 10000))))
+    out.update(mig_score(encode, factor_set, np.random.default_rng([seed, 3]), size("mig_samples", 10000)))
     return out

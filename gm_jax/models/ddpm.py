@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr
 
+from gm_jax.core.config import model_section, positive_int
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.core.steps import init_state, make_train_step
@@ -72,14 +73,9 @@ class DDPMConfig:
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> DDPMConfig:
-        d = dict(cfg.model)
-        d.pop("name", None)
-        try:
-            out = cls(**d)
-        except TypeError as e:
-            raise UserError(f"bad model config for ddpm: {e}") from None
+        out = model_section(cls, cfg, "ddpm")
         out = dataclasses.replace(out, ch_mult=tuple(out.ch_mult), attn_resolutions=tuple(out.attn_resolutions))
-        if not _positive_int(out.timesteps):
+        if not positive_int(out.timesteps):
             raise UserError(f"model.timesteps (T) must be a positive integer, got {out.timesteps!r}")
         if out.schedule not in ("linear", "cosine"):
             raise UserError(f"model.schedule must be linear or cosine, got {out.schedule!r}")
@@ -89,9 +85,9 @@ class DDPMConfig:
                 f"{out.beta_start!r} and {out.beta_end!r}"
             )
         for key in ("ch", "num_res_blocks"):
-            if not _positive_int(getattr(out, key)):
+            if not positive_int(getattr(out, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(out, key)!r}")
-        if not out.ch_mult or not all(_positive_int(m) for m in out.ch_mult):
+        if not out.ch_mult or not all(positive_int(m) for m in out.ch_mult):
             raise UserError(f"model.ch_mult must be positive integers, got {out.ch_mult!r}")
         if not 0.0 <= out.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1), got {out.dropout!r}")
@@ -113,10 +109,6 @@ class DDPMConfig:
                 f"and width must be multiples of {f}, got {shape[0]}x{shape[1]}"
             )
         return out
-
-
-def _positive_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 # ------------------------------------------------------------------------------------- schedule
@@ -345,7 +337,7 @@ def ancestral_sample(
 
 def ddim_timesteps(T: int, steps: int, spacing: str) -> np.ndarray:
     """The S timestep indices (ascending) a DDIM chain visits."""
-    if not _positive_int(steps) or steps > T:
+    if not positive_int(steps) or steps > T:
         raise UserError(f"sample.steps (DDIM S) must be an integer in [1, T={T}], got {steps!r}")
     if spacing == "uniform":
         seq = (np.arange(steps) * T) // steps  # = range(0, T, T // S) when S divides T

@@ -33,13 +33,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gm_jax.core.config import model_section, positive_int
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.core.steps import init_state, make_train_step
@@ -93,12 +95,7 @@ class FlowConfig:
     @classmethod
     def from_cfg(cls, cfg: Any) -> FlowConfig:
         """Build from `cfg.model` and check it against `cfg.data` (raises UserError)."""
-        d = dict(cfg.model)
-        d.pop("name", None)
-        try:
-            out = cls(**d)
-        except TypeError as e:
-            raise UserError(f"bad model config for a flow: {e}") from None
+        out = model_section(cls, cfg, "a flow")
         out = dataclasses.replace(out, hidden=tuple(out.hidden), point_hidden=tuple(out.point_hidden))
         if out.kind not in ("nice", "realnvp"):
             raise UserError(f"model.kind must be nice or realnvp, got {out.kind!r}")
@@ -120,9 +117,9 @@ class FlowConfig:
         if not (isinstance(out.l2_scales, (int, float)) and out.l2_scales >= 0 and math.isfinite(out.l2_scales)):
             raise UserError(f"model.l2_scales must be a non-negative number, got {out.l2_scales!r}")
         for key in ("num_couplings", "num_scales", "channels", "num_blocks", "point_couplings"):
-            if not _positive_int(getattr(out, key)):
+            if not positive_int(getattr(out, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(out, key)!r}")
-        if not all(_positive_int(h) for h in out.hidden + out.point_hidden):
+        if not all(positive_int(h) for h in out.hidden + out.point_hidden):
             raise UserError(f"model.hidden and model.point_hidden must be positive integers, got {out.hidden!r}")
         if not 0.0 <= out.logit_alpha < 0.5:
             raise UserError(f"model.logit_alpha must be in [0, 0.5), got {out.logit_alpha!r}")
@@ -148,10 +145,6 @@ class FlowConfig:
         if kind == "points" and int(np.prod(shape)) < 2:
             raise UserError(f"a flow's couplings need at least 2 dimensions; the data has shape {shape}")
         return out
-
-
-def _positive_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 # ---------------------------------------------------------------------------------------- layers
@@ -367,48 +360,76 @@ class ImageRealNVP(nn.Module):
         self.scales = scales
 
     def __call__(self, x, reverse=False):
-        if reverse:
-            return self.inverse(x)
-        logdet = jnp.zeros(x.shape[:1], x.dtype)
-        outs = []
-        for checker, channel in self.scales:
-            x, ld = _run(checker, x, False)
-            logdet = logdet + ld
-            if channel:
-                x = squeeze(x)
-                x, ld = _run(channel, x, False)
-                logdet = logdet + ld
-                half = x.shape[-1] // 2
-                outs.append(x[..., :half].reshape(x.shape[0], -1))
-                x = x[..., half:]
-        outs.append(x.reshape(x.shape[0], -1))
-        return jnp.concatenate(outs, -1), logdet
+        return multiscale(self.scales, x, reverse, self.image_shape, SIMPLE_SCALES)
 
-    def inverse(self, z):
-        b = z.shape[0]
-        h, w, c = self.image_shape
-        # Shapes of every factored-out part and of the last scale's input, in forward order.
-        shapes = []
-        for _checker, channel in self.scales:
-            if channel:
-                h, w, c = h // 2, w // 2, 2 * c
-                shapes.append((h, w, c))
-        shapes.append((h, w, c))
-        sizes = [int(np.prod(s)) for s in shapes]
-        parts = jnp.split(z, np.cumsum(sizes)[:-1], axis=-1)
-        x = parts[-1].reshape((b,) + shapes[-1])
-        logdet = jnp.zeros((b,), z.dtype)
-        for k in range(len(self.scales) - 1, -1, -1):
-            checker, channel = self.scales[k]
-            if channel:
-                out = parts[k].reshape((b,) + shapes[k])
-                x = jnp.concatenate([out, x], -1)
-                x, ld = _run(channel, x, True)
-                logdet = logdet + ld
-                x = unsqueeze(x)
-            x, ld = _run(checker, x, True)
+
+class ScaleOps(NamedTuple):
+    """How a multi-scale flow moves between scales: `squeeze` into the channel couplings' layout (and
+    `unsqueeze` back), `regroup` their output before the split (and `ungroup`), and whether the first
+    half of the channels goes on to the next scale (else the second)."""
+
+    squeeze: Callable
+    unsqueeze: Callable
+    regroup: Callable
+    ungroup: Callable
+    keep_first: bool
+
+
+def _same(x):
+    return x
+
+
+SIMPLE_SCALES = ScaleOps(squeeze, unsqueeze, _same, _same, keep_first=False)
+
+
+def multiscale(scales, x, reverse: bool, image_shape: tuple, ops: ScaleOps):
+    """`multiscale_forward`, or `multiscale_inverse` with `reverse`."""
+    return multiscale_inverse(scales, x, image_shape, ops) if reverse else multiscale_forward(scales, x, ops)
+
+
+def multiscale_forward(scales, x, ops: ScaleOps):
+    """x [B, H, W, C] -> (z [B, H W C] with the factored-out parts first, log-det [B]); `scales` is a
+    list of (spatial couplings, channel couplings), the last scale's channel list empty."""
+    logdet = jnp.zeros(x.shape[:1], x.dtype)
+    outs = []
+    for spatial, channel in scales:
+        x, ld = _run(spatial, x, False)
+        logdet = logdet + ld
+        if channel:
+            x, ld = _run(channel, ops.squeeze(x), False)
             logdet = logdet + ld
-        return x, logdet
+            x = ops.regroup(x)
+            half = x.shape[-1] // 2
+            x, out = (x[..., :half], x[..., half:]) if ops.keep_first else (x[..., half:], x[..., :half])
+            outs.append(out.reshape(x.shape[0], -1))
+    outs.append(x.reshape(x.shape[0], -1))
+    return jnp.concatenate(outs, -1), logdet
+
+
+def multiscale_inverse(scales, z, image_shape: tuple, ops: ScaleOps):
+    """The inverse of `multiscale_forward`: (x, the forward log-det at x)."""
+    b = z.shape[0]
+    h, w, c = image_shape
+    shapes = []  # every factored-out part's shape and the last scale's input's, in forward order
+    for _spatial, channel in scales:
+        if channel:
+            h, w, c = h // 2, w // 2, 2 * c
+            shapes.append((h, w, c))
+    shapes.append((h, w, c))
+    parts = jnp.split(z, np.cumsum([int(np.prod(sh)) for sh in shapes])[:-1], axis=-1)
+    x = parts[-1].reshape((b,) + shapes[-1])
+    logdet = jnp.zeros((b,), z.dtype)
+    for k in range(len(scales) - 1, -1, -1):
+        spatial, channel = scales[k]
+        if channel:
+            out = parts[k].reshape((b,) + shapes[k])
+            x = ops.ungroup(jnp.concatenate([x, out] if ops.keep_first else [out, x], -1))
+            x, ld = _run(channel, x, True)
+            logdet = logdet + ld
+            x = ops.unsqueeze(x)
+        x, ld = _run(spatial, x, True)
+        logdet = logdet + ld
+    return x, logdet
 
 
 # ------------------------------------------------------------------- the authors' RealNVP network
@@ -615,6 +636,15 @@ def unsqueeze_ordered(x: jax.Array) -> jax.Array:
     return out.reshape(b, 2 * h, 2 * w, c)
 
 
+AUTHORS_SCALES = ScaleOps(
+    squeeze_channel_major,
+    unsqueeze_channel_major,
+    lambda x: squeeze_ordered(unsqueeze_channel_major(x)),
+    lambda x: squeeze_channel_major(unsqueeze_ordered(x)),
+    keep_first=True,
+)
+
+
 class AuthorsRealNVP(nn.Module):
     """The authors' multi-scale RealNVP on [B, H, W, C] -> latent [B, H W C]: at scale s (coupling
     width base_dim 2^s), three checkerboard couplings (masks 1, 0, 1), then, at every scale but the
@@ -646,47 +676,7 @@ class AuthorsRealNVP(nn.Module):
         self.scales = scales
 
     def __call__(self, x, reverse=False):
-        if reverse:
-            return self.inverse(x)
-        logdet = jnp.zeros(x.shape[:1], x.dtype)
-        outs = []
-        for masked, channel in self.scales:
-            x, ld = _run(masked, x, False)
-            logdet = logdet + ld
-            if channel:
-                x, ld = _run(channel, squeeze_channel_major(x), False)
-                logdet = logdet + ld
-                x = squeeze_ordered(unsqueeze_channel_major(x))
-                half = x.shape[-1] // 2
-                outs.append(x[..., half:].reshape(x.shape[0], -1))
-                x = x[..., :half]
-        outs.append(x.reshape(x.shape[0], -1))
-        return jnp.concatenate(outs, -1), logdet
-
-    def inverse(self, z):
-        b = z.shape[0]
-        h, w, c = self.image_shape
-        shapes = []
-        for _masked, channel in self.scales:
-            if channel:
-                h, w, c = h // 2, w // 2, 2 * c
-                shapes.append((h, w, c))
-        shapes.append((h, w, c))
-        sizes = [int(np.prod(sh)) for sh in shapes]
-        parts = jnp.split(z, np.cumsum(sizes)[:-1], axis=-1)
-        x = parts[-1].reshape((b,) + shapes[-1])
-        logdet = jnp.zeros((b,), z.dtype)
-        for k in range(len(self.scales) - 1, -1, -1):
-            masked, channel = self.scales[k]
-            if channel:
-                x = jnp.concatenate([x, parts[k].reshape((b,) + shapes[k])], -1)
-                x = squeeze_channel_major(unsqueeze_ordered(x))
-                x, ld = _run(channel, x, True)
-                logdet = logdet + ld
-                x = unsqueeze_channel_major(x)
-            x, ld = _run(masked, x, True)
-            logdet = logdet + ld
-        return x, logdet
+        return multiscale(self.scales, x, reverse, self.image_shape, AUTHORS_SCALES)
 
 
 # ------------------------------------------------------------------------------ the model, priors

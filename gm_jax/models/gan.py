@@ -62,6 +62,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from gm_jax.core.config import model_section, positive_int
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState, ema_update
 from gm_jax.core.steps import check_optimizer, make_optimizer
@@ -103,13 +104,7 @@ class AdversarialConfig:
 
     @classmethod
     def from_cfg(cls, cfg: Any):
-        d = dict(cfg.model)
-        d.pop("name", None)
-        try:
-            m = cls(**d)
-        except TypeError as e:
-            raise UserError(f"bad model config for {cfg.get('model_name', 'this model')}: {e}") from None
-        m = m.normalized()
+        m = model_section(cls, cfg).normalized()
         m.check()
         return m
 
@@ -126,9 +121,9 @@ class AdversarialConfig:
         self.one_of("g_loss", ("non_saturating", "minimax"))
         self.one_of("dtype", ("float32", "bfloat16"))
         for key in ("boost_iters", "boost_every", "r1_every", "pl_every", "pl_batch_shrink"):
-            if not _positive_int(getattr(self, key)):
+            if not positive_int(getattr(self, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
-        if not _positive_int(self.n_critic):
+        if not positive_int(self.n_critic):
             raise UserError(
                 f"model.n_critic (discriminator updates per generator update, k) must be >= 1, got {self.n_critic!r}"
             )
@@ -227,10 +222,10 @@ class GANConfig(AdversarialConfig):
         if self.pl_weight > 0:
             raise UserError("model.pl_weight (path-length regularisation) needs a style-based generator (stylegan)")
         for key in ("z_dim", "point_z_dim", "channels"):
-            if not _positive_int(getattr(self, key)):
+            if not positive_int(getattr(self, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
         for key in ("g_hidden", "d_hidden", "point_hidden"):
-            if not all(_positive_int(h) for h in getattr(self, key)):
+            if not all(positive_int(h) for h in getattr(self, key)):
                 raise UserError(f"model.{key} must be positive integers, got {getattr(self, key)!r}")
         if not isinstance(self.d_maxout, int) or self.d_maxout < 0:
             raise UserError(f"model.d_maxout must be a non-negative integer, got {self.d_maxout!r}")
@@ -247,10 +242,6 @@ class GANConfig(AdversarialConfig):
             raise UserError("model.gp_weight > 0 needs a critic without BatchNorm (model.d_norm=layer or none)")
         if self.r1_gamma > 0 and self.d_norm == "batch":
             raise UserError("model.r1_gamma > 0 needs a discriminator without BatchNorm (model.d_norm=layer or none)")
-
-
-def _positive_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 def _arch(m: GANConfig, cfg: Any) -> str:

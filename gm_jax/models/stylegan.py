@@ -80,6 +80,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gm_jax.core.config import positive_int
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.models import gan
@@ -128,7 +129,7 @@ class StyleGANConfig(gan.AdversarialConfig):
         self.one_of("g_arch", ARCHS)
         self.one_of("d_arch", ARCHS)
         for key in ("z_dim", "w_dim", "fmap_base", "fmap_max", "fmap_min"):
-            if not gan._positive_int(getattr(self, key)):
+            if not positive_int(getattr(self, key)):
                 raise UserError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
         for key in ("mapping_layers", "mbstd_group"):
             v = getattr(self, key)
@@ -669,7 +670,7 @@ def sample_options(cfg: Any, layers: int) -> dict:
     opts["mixing_layer"] = opts["mixing_layer"] or layers // 2
     for key, default in (("figure_rows", 4), ("figure_cols", 6)):
         v = s.get(key, default)
-        if not gan._positive_int(v):
+        if not positive_int(v):
             raise UserError(f"sample.{key} must be a positive integer, got {v!r}")
         opts[key] = v
     return opts

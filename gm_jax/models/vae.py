@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gm_jax.core.config import model_section, positive_int
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.core.steps import init_state, make_train_step
@@ -74,12 +75,7 @@ class VAEConfig:
     @classmethod
     def from_cfg(cls, cfg: Any) -> VAEConfig:
         """Build from `cfg.model` (a ConfigDict or dict)."""
-        d = dict(cfg.model)
-        d.pop("name", None)
-        try:
-            out = cls(**d)
-        except TypeError as e:
-            raise UserError(f"bad model config for vae: {e}") from None
+        out = model_section(cls, cfg, "vae")
         out = dataclasses.replace(
             out,
             hidden=tuple(out.hidden),
@@ -87,11 +83,11 @@ class VAEConfig:
             conv_channels=tuple(out.conv_channels),
             conv_dense=tuple(out.conv_dense),
         )
-        if not _positive_int(out.latent_dim):
+        if not positive_int(out.latent_dim):
             raise UserError(f"model.latent_dim must be a positive integer, got {out.latent_dim!r}")
-        if not all(_positive_int(h) for h in out.hidden):
+        if not all(positive_int(h) for h in out.hidden):
             raise UserError(f"model.hidden must be positive integers, got {out.hidden!r}")
-        if not all(_positive_int(h) for h in out.decoder_hidden):
+        if not all(positive_int(h) for h in out.decoder_hidden):
             raise UserError(f"model.decoder_hidden must be positive integers, got {out.decoder_hidden!r}")
         try:
             activation(out.activation)
@@ -111,28 +107,24 @@ class VAEConfig:
         for key, allowed in choices.items():
             if getattr(out, key) not in allowed:
                 raise UserError(f"model.{key} must be one of {allowed}, got {getattr(out, key)!r}")
-        if out.architecture == "conv" and not (out.conv_channels and all(_positive_int(c) for c in out.conv_channels)):
+        if out.architecture == "conv" and not (out.conv_channels and all(positive_int(c) for c in out.conv_channels)):
             raise UserError(f"model.conv_channels must be positive integers, got {out.conv_channels!r}")
-        if not all(_positive_int(h) for h in out.conv_dense):
+        if not all(positive_int(h) for h in out.conv_dense):
             raise UserError(f"model.conv_dense must be positive integers, got {out.conv_dense!r}")
         for key in ("capacity_max", "capacity_gamma", "tc_alpha", "tc_gamma"):
             if not getattr(out, key) >= 0:
                 raise UserError(f"model.{key} must be non-negative, got {getattr(out, key)!r}")
         if not out.decoder_std > 0:
             raise UserError(f"model.decoder_std must be positive, got {out.decoder_std!r}")
-        if out.capacity_max > 0 and not _positive_int(out.capacity_steps):
+        if out.capacity_max > 0 and not positive_int(out.capacity_steps):
             raise UserError(f"model.capacity_steps must be a positive integer, got {out.capacity_steps!r}")
         return out
-
-
-def _positive_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 def check_eval(ev: Any) -> None:
     """Refuse an eval section whose IWAE settings cannot run (raises UserError)."""
     k, chunk = ev.get("iwae_k", 5000), ev.get("iwae_chunk", 500)
-    if not _positive_int(k) or not _positive_int(chunk):
+    if not positive_int(k) or not positive_int(chunk):
         raise UserError(f"eval.iwae_k and eval.iwae_chunk must be positive integers, got {k!r} and {chunk!r}")
     if k % min(chunk, k):
         raise UserError(f"eval.iwae_k={k} must be a multiple of eval.iwae_chunk={chunk}")

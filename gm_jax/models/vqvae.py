@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gm_jax.core.config import model_section, require_positive_int
 from gm_jax.core.errors import UserError
 from gm_jax.core.state import TrainState
 from gm_jax.core.steps import init_state, make_train_step
@@ -89,16 +90,9 @@ class VQConfig:
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> VQConfig:
-        d = dict(cfg.model)
-        d.pop("name", None)
-        try:
-            out = cls(**d)
-        except TypeError as e:
-            raise UserError(f"bad model config for vqvae: {e}") from None
+        out = model_section(cls, cfg, "vqvae")
         for key in ("num_codes", "code_dim", "hidden", "res_hidden", "downsample"):
-            v = getattr(out, key)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise UserError(f"model.{key} must be a positive integer, got {v!r}")
+            require_positive_int(f"model.{key}", getattr(out, key))
         if out.dtype not in ("float32", "bfloat16"):
             raise UserError(f"model.dtype must be float32 or bfloat16, got {out.dtype!r}")
         if out.num_codes < 2:
@@ -117,6 +111,8 @@ class VQConfig:
 
 
 class ResBlock(nn.Module):
+    """The paper's residual block: x + 1x1 conv(ReLU(3x3 conv of `res_hidden`(ReLU(x))))."""
+
     hidden: int
     res_hidden: int
 

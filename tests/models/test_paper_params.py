@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gm_jax import registry
-from gm_jax.core import describe
+from gm_jax import describe, registry
 from gm_jax.data import load
 from tests.models import reference_counts as ref
 

@@ -491,14 +491,6 @@ def e_step_stats(
     w = jnp.ones(x.shape[:1], x.dtype) if weights is None else weights.astype(x.dtype)
     pc = precision_cholesky(params.covariances, covariance_type)
     logw = jnp.log(params.weights)
-
-    def resp_and_ll(c, z):
-        pc, logw = c
-        lp = _log_gaussian_kn(z, pc, covariance_type) + logw[:, None]  # [K, c]
-        ll = jax.nn.logsumexp(lp, axis=0)
-        return jnp.exp(lp - ll[None]), ll
-
-    k = params.weights.shape[0]
     # All rows at once (chunk None): the packed products of the whole data set are formed once
     # (inside `fit` they do not depend on the parameters and are computed before the EM loop); with
     # a chunk size, which bounds memory, each block forms its own.
@@ -506,17 +498,7 @@ def e_step_stats(
     chunk = _SWEEP_ROWS if chunk is None else chunk
 
     def exact(_):
-        st = _chunked_sum(
-            lambda xs, ws, r, c: _chunk_stats(
-                xs, ws, r, lambda _, z, rows: resp_and_ll(c[:2], z), c[2], covariance_type, k
-            ),
-            x,
-            w,
-            chunk,
-            _merge_stats,
-            consts=(pc, logw, params.means),
-        )
-        return st._replace(centre=params.means)
+        return _exact_stats(x, w, params, pc, logw, covariance_type, chunk)
 
     if covariance_type != "full" or x.shape[0] < _PACKED_MIN_ROWS:
         return exact(None)
@@ -529,6 +511,29 @@ def e_step_stats(
 
     _, _, prec = _prec_and_weights(params.means - g, pc)
     return jax.lax.cond(_packed_is_exact_enough(params, prec, g, spread), packed, exact, None)
+
+
+def _exact_stats(x, w, params: GMMParams, pc, logw, covariance_type: str, chunk: int) -> Stats:
+    """E-step statistics with the moments about each component's current mean, in chunks of rows."""
+    k = params.weights.shape[0]
+
+    def resp_and_ll(c, z):
+        pc, logw = c
+        lp = _log_gaussian_kn(z, pc, covariance_type) + logw[:, None]  # [K, c]
+        ll = jax.nn.logsumexp(lp, axis=0)
+        return jnp.exp(lp - ll[None]), ll
+
+    st = _chunked_sum(
+        lambda xs, ws, r, c: _chunk_stats(
+            xs, ws, r, lambda _, z, rows: resp_and_ll(c[:2], z), c[2], covariance_type, k
+        ),
+        x,
+        w,
+        chunk,
+        _merge_stats,
+        consts=(pc, logw, params.means),
+    )
+    return st._replace(centre=params.means)
 
 
 def resp_stats(x: jax.Array, resp: jax.Array, shift: jax.Array, covariance_type: str, ll: jax.Array) -> Stats:
@@ -856,14 +861,9 @@ def fit(
     Raises:
       UserError (a ValueError) naming the bad argument.
     """
-    x_in, x = x, _device_floats(x)
-    if covariance_type is None:
-        covariance_type = getattr(params_init, "covariance_type", None) or "full"
-    _validate(x, n_components, covariance_type, reg_covar, init_params, max_iter, n_init, tol)
-    if params_init is not None:
-        validate_params(params_init, x.shape[1], covariance_type)
-        params_init = jax.tree.map(lambda a: _device_floats(a, x.dtype), params_init)
-    warn_if_float64_dropped("gmm.fit", x_in)
+    x, covariance_type, params_init = _fit_inputs(
+        x, n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, params_init
+    )
     # Data placed on a mesh: that mesh is the context mesh, so the chunked sums run per device along
     # its data axis (when it has one) and explicit axes are handled (`auto_axes_if_explicit`).
     sharding = getattr(x, "sharding", None)
@@ -875,28 +875,32 @@ def fit(
     with jax.set_mesh(sharding.mesh) if on_mesh else contextlib.nullcontext():
         # Scalars go in as NumPy values and the key is made inside: an eager jnp op outside the
         # compiled fit would compile a program of its own on a first call.
-        r = _FIT(
-            x,
-            key,
-            params_init,
-            np.asarray(tol, x.dtype),
-            np.asarray(reg_covar, x.dtype),
-            None if kb == n_components else np.int32(n_components),
-            n_init=n_init,
-            n_components=kb,
-            covariance_type=covariance_type,
-            max_iter=max_iter,
-            init_params=init_params,
-            chunk=chunk_size,
-        )
-    if kb == n_components:
-        return r
-    # The absent components dropped on the host: slicing on the device would compile per K.
-    k = n_components
+        k_real = None if kb == n_components else np.int32(n_components)
+        statics = dict(n_init=n_init, n_components=kb, covariance_type=covariance_type, max_iter=max_iter)
+        tol_, reg = np.asarray(tol, x.dtype), np.asarray(reg_covar, x.dtype)
+        r = _FIT(x, key, params_init, tol_, reg, k_real, **statics, init_params=init_params, chunk=chunk_size)
+    return r if kb == n_components else _unpadded(r, n_components, covariance_type)
+
+
+def _unpadded(r: FitResult, k: int, covariance_type: str) -> FitResult:
+    """A fit of K padded to a bucket with its absent components dropped, on the host (slicing on the
+    device would compile a program per K)."""
     w, m, c = (np.asarray(a) for a in (r.params.weights, r.params.means, r.params.covariances))
     c = c if covariance_type == "tied" else c[:k]
-    params = GMMParams(*jax.device_put((w[:k], m[:k], c)), covariance_type)
-    return r._replace(params=params)
+    return r._replace(params=GMMParams(*jax.device_put((w[:k], m[:k], c)), covariance_type))
+
+
+def _fit_inputs(x, n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, params_init):
+    """`fit`'s arguments checked and placed: (x as device floats, the covariance type, params_init)."""
+    x_in, x = x, _device_floats(x)
+    if covariance_type is None:
+        covariance_type = getattr(params_init, "covariance_type", None) or "full"
+    _validate(x, n_components, covariance_type, reg_covar, init_params, max_iter, n_init, tol)
+    if params_init is not None:
+        validate_params(params_init, x.shape[1], covariance_type)
+        params_init = jax.tree.map(lambda a: _device_floats(a, x.dtype), params_init)
+    warn_if_float64_dropped("gmm.fit", x_in)
+    return x, covariance_type, params_init
 
 
 def _device_floats(a: Any, dtype: Any = None) -> jax.Array:

@@ -143,21 +143,30 @@ def _forward_backward_batch(log_start, log_trans, log_lik, mask, counts=None):
             w_next = jnp.where(mask[t], w, 0.0)
         return gmm.mm(bwd_mat, w), out, w_next, acc
 
-    # Initial carries are derived from the data so that, under shard_map, they vary like it.
+    _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, _backward_init(b, us, counts, in_place))
+    smoothed = jnp.where(mask.T[..., None], jnp.transpose(g_buf, (2, 0, 1)), 0.0)
+    return fw.log_likelihood, filtered, smoothed, _transition_counts(a_mat, acc, counts)
+
+
+def _backward_init(b, us, counts, in_place: bool) -> tuple:
+    """The backward loop's initial carries (r, output buffer, w, counts accumulator), derived from the
+    data so that, under shard_map, they vary like it."""
+    k = b.shape[1]
     w0 = jnp.zeros_like(b[0])
     r_last = jnp.ones_like(b[0, :1]) * jnp.ones((k + 1, 1), b.dtype)
     zeros_s = jnp.zeros_like(b[0, 0])  # [S]
     acc0 = jnp.zeros((k, k, 1), b.dtype) + zeros_s if counts else jnp.zeros((), b.dtype)
-    out0 = us if in_place else jnp.zeros_like(us)
-    _, g_buf, _, acc = jax.lax.fori_loop(0, t_len, bwd, (r_last, out0, w0, acc0))
-    smoothed = jnp.where(mask.T[..., None], jnp.transpose(g_buf, (2, 0, 1)), 0.0)
+    return r_last, (us if in_place else jnp.zeros_like(us)), w0, acc0
+
+
+def _transition_counts(a_mat, acc, counts):
+    """Expected transition counts from the accumulated per-sequence sums ([K, K, S]): summed over the
+    sequences ("total"), per sequence, or None."""
     if counts == "total":
-        trans_counts = a_mat * jnp.sum(acc, axis=-1)
-    elif counts:
-        trans_counts = a_mat * jnp.transpose(acc, (2, 0, 1))
-    else:
-        trans_counts = None
-    return fw.log_likelihood, filtered, smoothed, trans_counts
+        return a_mat * jnp.sum(acc, axis=-1)
+    if counts:
+        return a_mat * jnp.transpose(acc, (2, 0, 1))
+    return None
 
 
 class _Forward(NamedTuple):

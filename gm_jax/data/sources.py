@@ -87,33 +87,16 @@ def tfds_source(
     Raises:
       UserError: unknown dataset, or dataset not prepared in `data_dir`.
     """
-    import tensorflow_datasets as tfds
-
     hint = (
         f"prepare it with `tfds build {name} --file_format=array_record"
         + (f" --data_dir={data_dir}`" if data_dir else "` (and pass --config.data.data_dir)")
         + ", or run offline with --config.data.name=digits"
     )
     where = data_dir or "the default TFDS data dir"
-
-    def open_split(split):
-        verbosity = absl_logging.get_verbosity()
-        absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns while probing; the error below says it all
-        try:
-            ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-            len(ds)
-            return ds
-        except tfds.core.registered.DatasetNotFoundError:
-            raise UserError(f"unknown TFDS dataset {name!r}; use a TFDS name or --config.data.name=digits") from None
-        except Exception:  # noqa: BLE001 - any failure to open means the data (or this split) is not there
-            return None
-        finally:
-            absl_logging.set_verbosity(verbosity)
-
-    train = open_split(train_split)
+    train = _open_split(name, train_split, data_dir)
     if train is None:
         raise UserError(f"TFDS dataset {name!r} split {train_split!r} not found in {where}; {hint}")
-    test = next((ds for ds in map(open_split, test_splits) if ds is not None), None)
+    test = next((ds for ds in (_open_split(name, t, data_dir) for t in test_splits) if ds is not None), None)
     if test is None and explicit_test:
         raise UserError(f"TFDS dataset {name!r} split {test_splits[0]!r} not found in {where}; {hint}")
     # Binary-ness from the data: uint8 pixels that never exceed 1 in the first examples (dSprites,
@@ -121,40 +104,55 @@ def tfds_source(
     first_max = max(int(np.asarray(train[i]["image"]).max()) for i in range(min(len(train), 64)))
     binary = name.startswith("binarized") or first_max <= 1
     extra = _scalar_features(train)
-
-    def split_of(ds, index=None) -> ArraySplit:
-        first = np.asarray(ds[0]["image"])
-        shape = tuple(first.shape)
-        # Images of varying size (LSUN): centre-cropped to squares of the first image's shorter side.
-        varying = None in tuple(ds.dataset_info.features["image"].shape)
-        if varying:
-            side = min(shape[:2])
-            shape = (side, side, shape[2])
-
-        def image(record):
-            x = np.asarray(record["image"])
-            if varying:
-                x = _square(x, shape[0])
-            return x
-
-        def get(idx):
-            rows = [int(i) for i in (idx if index is None else index[np.asarray(idx, np.int64)])]
-            records = [ds[i] for i in rows]
-            x = np.stack([image(r) for r in records])
-            x = (x > 0).astype(np.float32) if binary else x.astype(np.float32) / 255.0
-            if not extra:
-                return x
-            return {"x": x, **{k: np.asarray([r[f] for r in records]) for f, k in extra.items()}}
-
-        return ArraySplit(get=get, size=len(ds) if index is None else len(index), shape=shape)
-
     if test is not None:
-        tr, te = split_of(train), split_of(test)
+        tr, te = _tfds_split(train, binary, extra), _tfds_split(test, binary, extra)
     else:
         n = len(train)
         held = np.sort(np.random.default_rng(0).choice(n, max(1, min(HOLDOUT, n // 10)), replace=False))
-        tr, te = split_of(train, np.setdiff1d(np.arange(n), held)), split_of(train, held)
+        tr = _tfds_split(train, binary, extra, np.setdiff1d(np.arange(n), held))
+        te = _tfds_split(train, binary, extra, held)
     return Source(tr, te, "image", "tfds:" + name, levels=2 if binary else 256)
+
+
+def _open_split(name: str, split: str, data_dir: str | None):
+    """The TFDS data source of one split, or None when it is not there."""
+    import tensorflow_datasets as tfds
+
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns while probing; the caller's error says it all
+    try:
+        ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+        len(ds)
+        return ds
+    except tfds.core.registered.DatasetNotFoundError:
+        raise UserError(f"unknown TFDS dataset {name!r}; use a TFDS name or --config.data.name=digits") from None
+    except Exception:  # noqa: BLE001 - any failure to open means the data (or this split) is not there
+        return None
+    finally:
+        absl_logging.set_verbosity(verbosity)
+
+
+def _tfds_split(ds, binary: bool, extra: dict, index: np.ndarray | None = None) -> ArraySplit:
+    """A TFDS split (or the rows `index` of it) as an `ArraySplit`; images of varying size (LSUN) are
+    centre-cropped to squares of the first image's shorter side."""
+    shape = tuple(np.asarray(ds[0]["image"]).shape)
+    varying = None in tuple(ds.dataset_info.features["image"].shape)
+    if varying:
+        side = min(shape[:2])
+        shape = (side, side, shape[2])
+
+    def get(idx):
+        rows = [int(i) for i in (idx if index is None else index[np.asarray(idx, np.int64)])]
+        records = [ds[i] for i in rows]
+        x = np.stack(
+            [_square(np.asarray(r["image"]), shape[0]) if varying else np.asarray(r["image"]) for r in records]
+        )
+        x = (x > 0).astype(np.float32) if binary else x.astype(np.float32) / 255.0
+        if not extra:
+            return x
+        return {"x": x, **{k: np.asarray([r[f] for r in records]) for f, k in extra.items()}}
+
+    return ArraySplit(get=get, size=len(ds) if index is None else len(index), shape=shape)
 
 
 # Image sets some configs name that are not in the TFDS catalog (a user prepares them under that

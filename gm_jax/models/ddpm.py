@@ -290,30 +290,35 @@ def vlb_terms(
         lo, width = (jnp.asarray(v, jnp.int32) for v in vlb_strata(T, num_terms))
         pick = jax.random.uniform(k_pick, (lo.shape[0],))
         idx = jnp.minimum(lo + jnp.floor(pick * width).astype(jnp.int32), lo + width - 1)
-        weight = width.astype(x0.dtype)
     else:
         idx = jnp.arange(1, T, dtype=jnp.int32)
+    per_t = _chunked_terms(term, idx, k_terms, chunk, T, B)  # [n, B]
+    if num_terms:
+        diffusion = jnp.sum(per_t * width.astype(x0.dtype)[:, None], 0)
+        quarters = jnp.zeros((4, B), x0.dtype)
+    else:
+        n = idx.shape[0]
+        diffusion = jnp.sum(per_t, 0)
+        q = jnp.minimum(4 * jnp.arange(n) // n, 3)
+        quarters = jax.vmap(lambda j: jnp.sum(per_t * (q == j)[:, None], 0))(jnp.arange(4))
+    return {"prior": prior, "decoder": decoder, "diffusion": diffusion, "quarters": quarters}
+
+
+def _chunked_terms(term, idx: jax.Array, key: jax.Array, chunk: int, T: int, B: int) -> jax.Array:
+    """term(i, key_i) [B] for every timestep index in idx [n], `chunk` of them vmapped at a time
+    (padded with T - 1, masked out); [n, B]."""
     n = idx.shape[0]
     chunk = max(1, min(chunk, n))
     pad = (-n) % chunk
     idx_p = jnp.concatenate([idx, jnp.full((pad,), T - 1, jnp.int32)]).reshape(-1, chunk)
     valid = (jnp.arange(n + pad) < n).reshape(-1, chunk)
-    keys = jax.random.split(k_terms, n + pad).reshape((-1, chunk) + k_terms.shape)
+    keys = jax.random.split(key, n + pad).reshape((-1, chunk) + key.shape)
 
     def one_chunk(args):
         ii, kk, vv = args
-        out = jax.vmap(term)(ii, kk)  # [chunk, B]
-        return out * vv[:, None]
+        return jax.vmap(term)(ii, kk) * vv[:, None]  # [chunk, B]
 
-    per_t = jax.lax.map(one_chunk, (idx_p, keys, valid)).reshape(n + pad, B)[:n]  # [n, B]
-    if num_terms:
-        diffusion = jnp.sum(per_t * weight[:, None], 0)
-        quarters = jnp.zeros((4, B), x0.dtype)
-    else:
-        diffusion = jnp.sum(per_t, 0)
-        q = jnp.minimum(4 * jnp.arange(n) // n, 3)
-        quarters = jax.vmap(lambda j: jnp.sum(per_t * (q == j)[:, None], 0))(jnp.arange(4))
-    return {"prior": prior, "decoder": decoder, "diffusion": diffusion, "quarters": quarters}
+    return jax.lax.map(one_chunk, (idx_p, keys, valid)).reshape(n + pad, B)[:n]
 
 
 def ancestral_sample(

@@ -52,8 +52,9 @@ EMA of the generator (`optim.ema_decay`) used for evaluation and sampling.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -643,6 +644,31 @@ def init(key: jax.Array, cfg: Any, example_batch: dict, nets: Any = None) -> Tra
     return TrainState.create(params=params, opt_state=opt_state, model_state=model_state, ema_params=ema)
 
 
+class _Batch(NamedTuple):
+    """One step's inputs to both updates: the real and generated batches and the step's keys."""
+
+    real: jax.Array
+    fake: jax.Array
+    z_key: jax.Array  # the noise of `fake`
+    drop_real: jax.Array
+    drop_fake: jax.Array
+    gp_key: jax.Array
+    g_z_key: jax.Array
+    g_drop: jax.Array
+    pl_key: jax.Array
+
+
+class _DOut(NamedTuple):
+    total: jax.Array
+    loss: jax.Array
+    gp: jax.Array
+    r1: jax.Array
+    real_logits: jax.Array
+    fake_logits: jax.Array
+    stats: Any
+    grads: Any
+
+
 def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: Any = None) -> tuple[TrainState, dict]:
     """One discriminator update on `batch`, then the generator update if the schedule says so.
 
@@ -654,108 +680,33 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
     (`nets.path_length`) times pl_weight * pl_every on every pl_every-th generator update.
     """
     nets = Nets(cfg) if nets is None else nets
-    m = nets.m
+    m, ms = nets.m, state.model_state
     rng = jax.random.fold_in(key, state.step)
     k_zd, k_drop, k_gp, k_zg, k_dropg, k_pl = jax.random.split(rng, 6)
-    ms = state.model_state
-    g_stats, d_stats = ms.get("g_batch_stats"), ms.get("d_batch_stats")
     x = batch["x"]
     if m.random_flip:
         flip = jax.random.bernoulli(jax.random.fold_in(rng, 1), 0.5, x.shape[:1])
         x = jnp.where(flip.reshape((-1,) + (1,) * (x.ndim - 1)), x[:, :, ::-1], x)
     real = nets.to_net(x)
-    n = real.shape[0]
-    wasserstein = m.loss == "wasserstein"
-
-    fake, g_stats = nets.generate(state.params["g"], g_stats, nets.noise(k_zd, n), train=True)
-    fake = jax.lax.stop_gradient(fake)
-
+    fake, g_stats = nets.generate(state.params["g"], ms.get("g_batch_stats"), nets.noise(k_zd, real.shape[0]), True)
     kr, kf = jax.random.split(k_drop)
+    b = _Batch(real, jax.lax.stop_gradient(fake), k_zd, kr, kf, k_gp, k_zg, k_dropg, k_pl)
 
-    def d_objective(dp, r1_weight):
-        r1 = jnp.zeros(())
-        if r1_weight:  # the penalty's input gradient from the loss's own forward pass on the reals
-            r, st, r1 = logits_and_r1(lambda x: nets.discriminate(dp, d_stats, x, True, kr), real)
-        else:
-            r, st = nets.discriminate(dp, d_stats, real, True, kr)
-        f, st = nets.discriminate(dp, st, fake, True, kf)
-        loss = d_loss_wasserstein(r, f) if wasserstein else d_loss_gan(r, f)
-        gp = jnp.zeros(())
-        if m.gp_weight > 0:
-            gp = gradient_penalty(lambda x: nets.discriminate(dp, None, x, True, kr)[0], real, fake, k_gp)
-        total = m.d_loss_scale * loss + m.gp_weight * gp + r1_weight * (m.r1_gamma / 2.0) * r1
-        if m.drift > 0:
-            total = total + m.drift * jnp.mean(r**2)
-        return total, (loss, gp, r1, r, f, st)
-
-    def d_grad(r1_weight):
-        return jax.value_and_grad(lambda dp: d_objective(dp, r1_weight), has_aux=True)(state.params["d"])
-
-    if m.r1_gamma > 0 and m.r1_every > 1:
-        (d_total, (d_loss, gp, r1, r, f, d_stats)), d_grads = jax.lax.cond(
-            state.step % m.r1_every == 0, lambda: d_grad(float(m.r1_every)), lambda: d_grad(0.0)
-        )
-    else:
-        (d_total, (d_loss, gp, r1, r, f, d_stats)), d_grads = d_grad(1.0 if m.r1_gamma > 0 else 0.0)
-    tx_d = make_optimizer(_optim_d(cfg))
-    upd, d_opt = tx_d.update(d_grads, state.opt_state["d"], state.params["d"])
+    d = _d_grads(state, nets, b)
+    upd, d_opt = make_optimizer(_optim_d(cfg)).update(d.grads, state.opt_state["d"], state.params["d"])
     d_params = optax.apply_updates(state.params["d"], upd)
     if m.clip > 0:
         d_params = clip_weights(d_params, m.clip)
 
     sched, do_g = schedule_after_d(ms["schedule"], m)
-
-    def g_update(args):
-        g_params, g_opt, g_st, d_st, ema = args
-
-        def g_objective(gp_):
-            # simultaneous: the samples, dropout masks and discriminator of D's own update
-            out, st = nets.generate(gp_, g_st, nets.noise(k_zd if m.simultaneous else k_zg, n), train=True)
-            d_for_g = state.params["d"] if m.simultaneous else d_params
-            logits, dst = nets.discriminate(d_for_g, d_st, out, True, kf if m.simultaneous else k_dropg)
-            if wasserstein:
-                loss = g_loss_wasserstein(logits)
-            elif m.g_loss == "minimax":
-                loss = g_loss_minimax(logits)
-            else:
-                loss = g_loss_non_saturating(logits)
-            pl = (jnp.zeros(()), jnp.zeros(()))
-            total = loss
-            if m.pl_weight > 0:
-                penalty, st, length = path_length(gp_, st)
-                total = loss + m.pl_weight * m.pl_every * penalty
-                pl = (penalty, length)
-            return total, (loss, st, dst, pl)
-
-        def path_length(gp_, st):
-            def on(gp_, st):
-                return nets.path_length(gp_, st, k_pl, n)
-
-            def off(gp_, st):
-                return jnp.zeros(()), st, jnp.zeros(())
-
-            if m.pl_every == 1:
-                return on(gp_, st)
-            return jax.lax.cond(sched["g_updates"] % m.pl_every == 0, on, off, gp_, st)
-
-        (_, (g_loss, g_st, d_st, pl)), g_grads = jax.value_and_grad(g_objective, has_aux=True)(g_params)
-        tx_g = make_optimizer(cfg.optim)
-        u, g_opt = tx_g.update(g_grads, g_opt, g_params)
-        g_params = optax.apply_updates(g_params, u)
-        if ema is not None:
-            ema = {"g": ema_update(ema["g"], g_params, cfg.optim.ema_decay)}
-        return (g_params, g_opt, g_st, d_st, ema), g_loss.astype(jnp.float32), optax.tree.norm(g_grads), pl
-
-    def no_g_update(args):
-        zero = jnp.zeros((), jnp.float32)
-        return args, sched["g_loss"], zero, (zero, zero)
-
-    args = (state.params["g"], state.opt_state["g"], g_stats, d_stats, state.ema_params)
+    args = (state.params["g"], state.opt_state["g"], g_stats, d.stats, state.ema_params)
+    g_update = functools.partial(_g_update, state=state, nets=nets, cfg=cfg, b=b, d_params=d_params, sched=sched)
     if _static_every_step(m):
         out, g_loss, g_norm, pl = g_update(args)
         do_g = jnp.asarray(True)
     else:
-        out, g_loss, g_norm, pl = jax.lax.cond(do_g, g_update, no_g_update, args)
+        zero = jnp.zeros((), jnp.float32)
+        out, g_loss, g_norm, pl = jax.lax.cond(do_g, g_update, lambda a: (a, sched["g_loss"], zero, (zero, zero)), args)
     g_params, g_opt, g_stats, d_stats, ema = out
     sched = {
         "g_updates": sched["g_updates"] + do_g.astype(jnp.int32),
@@ -774,29 +725,107 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: A
         model_state=model_state,
         ema_params=ema,
     )
+    return new, _metrics(m, d, sched, g_loss, g_norm, pl)
+
+
+def _d_grads(state: TrainState, nets: Any, b: _Batch) -> _DOut:
+    """The discriminator's loss (with its penalties) and gradients at this step's batches."""
+    m, d_stats = nets.m, state.model_state.get("d_batch_stats")
+    wasserstein = m.loss == "wasserstein"
+
+    def objective(dp, r1_weight):
+        r1 = jnp.zeros(())
+        if r1_weight:  # the penalty's input gradient from the loss's own forward pass on the reals
+            r, st, r1 = logits_and_r1(lambda x: nets.discriminate(dp, d_stats, x, True, b.drop_real), b.real)
+        else:
+            r, st = nets.discriminate(dp, d_stats, b.real, True, b.drop_real)
+        f, st = nets.discriminate(dp, st, b.fake, True, b.drop_fake)
+        loss = d_loss_wasserstein(r, f) if wasserstein else d_loss_gan(r, f)
+        gp = jnp.zeros(())
+        if m.gp_weight > 0:
+            critic = lambda x: nets.discriminate(dp, None, x, True, b.drop_real)[0]  # noqa: E731
+            gp = gradient_penalty(critic, b.real, b.fake, b.gp_key)
+        total = m.d_loss_scale * loss + m.gp_weight * gp + r1_weight * (m.r1_gamma / 2.0) * r1
+        if m.drift > 0:
+            total = total + m.drift * jnp.mean(r**2)
+        return total, (loss, gp, r1, r, f, st)
+
+    def grads(r1_weight):
+        (total, aux), g = jax.value_and_grad(lambda dp: objective(dp, r1_weight), has_aux=True)(state.params["d"])
+        return _DOut(total, *aux, g)
+
+    if m.r1_gamma > 0 and m.r1_every > 1:
+        return jax.lax.cond(state.step % m.r1_every == 0, lambda: grads(float(m.r1_every)), lambda: grads(0.0))
+    return grads(1.0 if m.r1_gamma > 0 else 0.0)
+
+
+def _g_update(args, *, state, nets, cfg, b: _Batch, d_params, sched):
+    """The generator's update: (its params, optimizer state, batch stats, D's batch stats, EMA),
+    its adversarial loss, gradient norm, and the path-length (penalty, mean length) or zeros."""
+    g_params, g_opt, g_st, d_st, ema = args
+    m, n = nets.m, b.real.shape[0]
+
+    def path_length(gp_, st):
+        def off(gp_, st):
+            return jnp.zeros(()), st, jnp.zeros(())
+
+        def on(gp_, st):
+            return nets.path_length(gp_, st, b.pl_key, n)
+
+        if m.pl_every == 1:
+            return on(gp_, st)
+        return jax.lax.cond(sched["g_updates"] % m.pl_every == 0, on, off, gp_, st)
+
+    def objective(gp_):
+        # simultaneous: the samples, dropout masks and discriminator of D's own update
+        out, st = nets.generate(gp_, g_st, nets.noise(b.z_key if m.simultaneous else b.g_z_key, n), train=True)
+        d_for_g = state.params["d"] if m.simultaneous else d_params
+        logits, dst = nets.discriminate(d_for_g, d_st, out, True, b.drop_fake if m.simultaneous else b.g_drop)
+        if m.loss == "wasserstein":
+            loss = g_loss_wasserstein(logits)
+        elif m.g_loss == "minimax":
+            loss = g_loss_minimax(logits)
+        else:
+            loss = g_loss_non_saturating(logits)
+        pl, total = (jnp.zeros(()), jnp.zeros(())), loss
+        if m.pl_weight > 0:
+            penalty, st, length = path_length(gp_, st)
+            total, pl = loss + m.pl_weight * m.pl_every * penalty, (penalty, length)
+        return total, (loss, st, dst, pl)
+
+    (_, (g_loss, g_st, d_st, pl)), g_grads = jax.value_and_grad(objective, has_aux=True)(g_params)
+    u, g_opt = make_optimizer(cfg.optim).update(g_grads, g_opt, g_params)
+    g_params = optax.apply_updates(g_params, u)
+    if ema is not None:
+        ema = {"g": ema_update(ema["g"], g_params, cfg.optim.ema_decay)}
+    return (g_params, g_opt, g_st, d_st, ema), g_loss.astype(jnp.float32), optax.tree.norm(g_grads), pl
+
+
+def _metrics(m: AdversarialConfig, d: _DOut, sched: dict, g_loss, g_norm, pl) -> dict:
+    r, f = d.real_logits, d.fake_logits
     metrics = {
-        "loss": d_total,
-        "d_loss": d_loss,
+        "loss": d.total,
+        "d_loss": d.loss,
         "g_loss": g_loss,
         "g_updates": sched["g_updates"].astype(jnp.float32),
-        "d_grad_norm": optax.tree.norm(d_grads),
+        "d_grad_norm": optax.tree.norm(d.grads),
     }
     if _static_every_step(m):
         metrics["g_grad_norm"] = g_norm
-    if wasserstein:
-        metrics["wasserstein"] = -d_loss
+    if m.loss == "wasserstein":
+        metrics["wasserstein"] = -d.loss
         metrics["critic_real"], metrics["critic_fake"] = jnp.mean(r), jnp.mean(f)
     else:
         metrics["d_real"], metrics["d_fake"] = jnp.mean(jax.nn.sigmoid(r)), jnp.mean(jax.nn.sigmoid(f))
     if m.gp_weight > 0:
-        metrics["gradient_penalty"] = gp
+        metrics["gradient_penalty"] = d.gp
     if m.r1_gamma > 0:
-        metrics["r1_penalty"] = r1  # E|grad D(x)|^2 on the updates that compute it, 0 on the others
+        metrics["r1_penalty"] = d.r1  # E|grad D(x)|^2 on the updates that compute it, 0 on the others
     if m.drift > 0:
         metrics["drift"] = jnp.mean(r**2)
     if m.pl_weight > 0:  # on the generator updates that compute them, 0 on the others
         metrics["pl_penalty"], metrics["pl_length"] = pl
-    return new, metrics
+    return metrics
 
 
 def evaluate(state: TrainState, batch: dict, key: jax.Array, cfg: Any, nets: Any = None) -> dict:

@@ -71,3 +71,18 @@ def test_the_core_imports_nothing_above_it_and_asks_the_contract_not_hasattr():
         assert not bad, (path, bad)
     for path in [*glob.glob(os.path.join(ROOT, "gm_jax", "core", "*.py")), os.path.join(ROOT, "gm_jax", "train.py")]:
         assert "hasattr(fam" not in open(path).read() and "hasattr(spec" not in open(path).read(), path
+
+
+def test_the_example_family_trains_through_the_loop_to_the_closed_form(tmp_path):
+    import numpy as np
+
+    from gm_jax.data import sources
+    from gm_jax.train import train
+    from tests.core import example_family
+
+    r = train(example_family, example_family.get_config(), str(tmp_path))
+    x = sources.gmm2d().train.get(np.arange(2400))
+    p = r.state.params
+    np.testing.assert_allclose(p["mean"], x.mean(0), atol=0.05)
+    np.testing.assert_allclose(np.exp(p["log_std"]), x.std(0), rtol=0.03)
+    assert r.step_compilations == 1 and np.isfinite(r.eval["nll_nats"])
